@@ -1,1 +1,11 @@
+//! `paperboy-shared`: the vocabulary of the `paperboy` CLI and `paperboy-worker`.
+//!
+//! Kept light on purpose (no OCR, PDF, index or IMAP crates) so that the CLI builds and starts
+//! fast. See ARCHITECTURE.md for the map.
 
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod queue;
+
+pub use error::{Classify, ErrorClass};

@@ -1,0 +1,350 @@
+//! Settings: `PAPERBOY_*` environment variables, each also readable from a file named by
+//! `PAPERBOY_*_FILE` (container secrets), with paperless-ngx's `PAPERLESS_*` name as a fallback
+//! where paperless-ngx has the same setting. Command-line flags override (the binaries apply them
+//! on top of [`Config::from_env`]).
+//!
+//! Every setting is declared once in [`SETTINGS`]; the README's settings table is generated from
+//! it (`paperboy settings --markdown`) and a test checks that the README carries it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::error::{Classify, ErrorClass};
+
+/// One setting: its name, the paperless-ngx fallback, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub paperless: Option<&'static str>,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+macro_rules! settings {
+    ($( $ident:ident = ($name:literal, $pl:expr, $default:literal, $help:literal); )*) => {
+        /// Names of every setting, as constants.
+        pub mod names { $( pub const $ident: &str = $name; )* }
+        /// Every setting paperboy reads.
+        pub const SETTINGS: &[Setting] = &[
+            $( Setting { name: $name, paperless: $pl, default: $default, help: $help }, )*
+        ];
+    };
+}
+
+settings! {
+    REDIS_URL = ("PAPERBOY_REDIS_URL", Some("PAPERLESS_REDIS"), "redis://127.0.0.1:6379",
+        "Redis URL; `rediss://` for TLS, `redis://:password@host:port/db` for a password.");
+    REDIS_PREFIX = ("PAPERBOY_REDIS_PREFIX", Some("PAPERLESS_REDIS_PREFIX"), "paperboy",
+        "Prefix of every Redis key, so several instances and test runs share one Redis.");
+    DATA_DIR = ("PAPERBOY_DATA_DIR", Some("PAPERLESS_DATA_DIR"), "./data",
+        "Data folder: the SQLite database, the staging area, the index, the classifier model.");
+    MEDIA_ROOT = ("PAPERBOY_MEDIA_ROOT", Some("PAPERLESS_MEDIA_ROOT"), "./media",
+        "Media root: `originals/`, `archive/`, `thumbnails/`. A shared volume when workers span hosts.");
+    CONSUMPTION_DIR = ("PAPERBOY_CONSUMPTION_DIR", Some("PAPERLESS_CONSUMPTION_DIR"), "./consume",
+        "Folder a worker watches for new files.");
+    DATABASE_URL = ("PAPERBOY_DATABASE_URL", None, "",
+        "`sqlite://PATH` or `postgres://user:pass@host/db`; empty means SQLite at DATA_DIR/paperboy.sqlite3.");
+    METRICS_ADDR = ("PAPERBOY_METRICS_ADDR", None, "127.0.0.1:9464",
+        "Address of the worker's HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).");
+    LEASE_SECS = ("PAPERBOY_LEASE_SECS", None, "30",
+        "A worker's lease on its jobs; renewed every third of it. A dead worker's jobs come back after it.");
+    GRACE_SECS = ("PAPERBOY_GRACE_SECS", None, "30",
+        "On SIGTERM/SIGINT, how long running jobs may take to finish before they are given back.");
+    RETENTION_HOURS = ("PAPERBOY_RETENTION_HOURS", None, "168",
+        "How long finished jobs (and their results) are kept.");
+    DEAD_RETENTION_HOURS = ("PAPERBOY_DEAD_RETENTION_HOURS", None, "720",
+        "How long dead jobs are kept for `paperboy jobs retry`.");
+    QUEUES = ("PAPERBOY_QUEUES", None, "all",
+        "Comma-separated queues a worker serves (`all` for every queue).");
+    CONCURRENCY = ("PAPERBOY_CONCURRENCY", Some("PAPERLESS_TASK_WORKERS"), "",
+        "Jobs run at once per queue; empty: number of cores for CPU-heavy queues, 8 for the rest.");
+    LOG_FORMAT = ("PAPERBOY_LOG_FORMAT", None, "text", "`text` or `json`.");
+    LOG_LEVEL = ("PAPERBOY_LOG_LEVEL", Some("PAPERLESS_LOGLEVEL"), "info",
+        "tracing filter, e.g. `info` or `paperboy_worker=debug`.");
+    CONSUMER_DELETE_DUPLICATES = ("PAPERBOY_CONSUMER_DELETE_DUPLICATES", Some("PAPERLESS_CONSUMER_DELETE_DUPLICATES"), "false",
+        "Delete a consumed file that duplicates a document (otherwise it goes to the failed folder).");
+    CONSUMER_POLLING = ("PAPERBOY_CONSUMER_POLLING", Some("PAPERLESS_CONSUMER_POLLING"), "0",
+        "Seconds between scans of the consumption folder; 0 uses inotify.");
+    CONSUMER_SUBDIRS_AS_TAGS = ("PAPERBOY_CONSUMER_SUBDIRS_AS_TAGS", Some("PAPERLESS_CONSUMER_SUBDIRS_AS_TAGS"), "false",
+        "Sub-folders of the consumption folder become tags.");
+    CONSUMER_RECURSIVE = ("PAPERBOY_CONSUMER_RECURSIVE", Some("PAPERLESS_CONSUMER_RECURSIVE"), "false",
+        "Watch sub-folders of the consumption folder too.");
+    DATE_ORDER = ("PAPERBOY_DATE_ORDER", Some("PAPERLESS_DATE_ORDER"), "DMY",
+        "Order of day, month and year in numeric dates found in documents (DMY, MDY, YMD, ...).");
+    FILENAME_DATE_ORDER = ("PAPERBOY_FILENAME_DATE_ORDER", Some("PAPERLESS_FILENAME_DATE_ORDER"), "",
+        "If set, a date in the file name is tried first (e.g. YMD).");
+    THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("setting {name}: cannot read the file {path} named by {name}_FILE: {source}")]
+    SecretFile {
+        name: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("setting {name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Classify for ConfigError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Permanent
+    }
+}
+
+/// A source of raw values; the process environment in production, a map in tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for std::collections::HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+fn setting(name: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .expect("every looked-up setting is declared in SETTINGS")
+}
+
+/// Reads one setting: `NAME`, then `NAME_FILE`, then the paperless-ngx name (and its `_FILE`),
+/// then the default. Empty values count as unset. A trailing newline in a secret file is dropped.
+pub fn lookup(env: &dyn Env, name: &'static str) -> Result<String, ConfigError> {
+    let s = setting(name);
+    for candidate in std::iter::once(s.name).chain(s.paperless) {
+        if let Some(v) = env.var(candidate).filter(|v| !v.is_empty()) {
+            return Ok(v);
+        }
+        if let Some(path) = env
+            .var(&format!("{candidate}_FILE"))
+            .filter(|v| !v.is_empty())
+        {
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+                    name: s.name,
+                    path: PathBuf::from(&path),
+                    source,
+                })?;
+            return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+    }
+    Ok(s.default.to_string())
+}
+
+fn parse<T: std::str::FromStr>(env: &dyn Env, name: &'static str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let v = lookup(env, name)?;
+    v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+        name,
+        value: v.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_bool(env: &dyn Env, name: &'static str) -> Result<bool, ConfigError> {
+    let v = lookup(env, name)?;
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" | "t" => Ok(true),
+        "0" | "false" | "no" | "n" | "off" | "f" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: v,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// Everything both binaries need to know. Build with [`Config::from_env`], then let flags
+/// override fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub data_dir: PathBuf,
+    pub media_root: PathBuf,
+    pub consumption_dir: PathBuf,
+    pub database_url: String,
+    pub metrics_addr: String,
+    pub lease: Duration,
+    pub grace: Duration,
+    pub retention: Duration,
+    pub dead_retention: Duration,
+    pub queues: String,
+    pub concurrency: Option<usize>,
+    pub log_format: String,
+    pub log_level: String,
+    pub consumer_delete_duplicates: bool,
+    pub consumer_polling: u64,
+    pub consumer_subdirs_as_tags: bool,
+    pub consumer_recursive: bool,
+    pub date_order: String,
+    pub filename_date_order: Option<String>,
+    pub thumbnail_width: u32,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from(&ProcessEnv)
+    }
+
+    pub fn from(env: &dyn Env) -> Result<Self, ConfigError> {
+        use names::*;
+        let data_dir = PathBuf::from(lookup(env, DATA_DIR)?);
+        let mut database_url = lookup(env, DATABASE_URL)?;
+        if database_url.is_empty() {
+            database_url = default_sqlite_url(&data_dir);
+        }
+        let concurrency = lookup(env, CONCURRENCY)?;
+        let concurrency = if concurrency.trim().is_empty() {
+            None
+        } else {
+            Some(parse::<usize>(env, CONCURRENCY)?)
+        };
+        let filename_date_order = Some(lookup(env, FILENAME_DATE_ORDER)?).filter(|s| !s.is_empty());
+        Ok(Config {
+            redis_url: lookup(env, REDIS_URL)?,
+            redis_prefix: lookup(env, REDIS_PREFIX)?,
+            media_root: PathBuf::from(lookup(env, MEDIA_ROOT)?),
+            consumption_dir: PathBuf::from(lookup(env, CONSUMPTION_DIR)?),
+            data_dir,
+            database_url,
+            metrics_addr: lookup(env, METRICS_ADDR)?,
+            lease: Duration::from_secs(parse(env, LEASE_SECS)?),
+            grace: Duration::from_secs(parse(env, GRACE_SECS)?),
+            retention: Duration::from_secs(parse::<u64>(env, RETENTION_HOURS)? * 3600),
+            dead_retention: Duration::from_secs(parse::<u64>(env, DEAD_RETENTION_HOURS)? * 3600),
+            queues: lookup(env, QUEUES)?,
+            concurrency,
+            log_format: lookup(env, LOG_FORMAT)?,
+            log_level: lookup(env, LOG_LEVEL)?,
+            consumer_delete_duplicates: parse_bool(env, CONSUMER_DELETE_DUPLICATES)?,
+            consumer_polling: parse(env, CONSUMER_POLLING)?,
+            consumer_subdirs_as_tags: parse_bool(env, CONSUMER_SUBDIRS_AS_TAGS)?,
+            consumer_recursive: parse_bool(env, CONSUMER_RECURSIVE)?,
+            date_order: lookup(env, DATE_ORDER)?,
+            filename_date_order,
+            thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,
+        })
+    }
+}
+
+/// SQLite inside the data folder, created if missing.
+pub fn default_sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("paperboy.sqlite3").display()
+    )
+}
+
+/// The README's settings table.
+pub fn settings_markdown() -> String {
+    let mut out = String::from(
+        "| setting | paperless-ngx fallback | default | meaning |\n|---|---|---|---|\n",
+    );
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "(empty)".to_string()
+        } else {
+            format!("`{}`", s.default)
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.name,
+            s.paperless.map(|p| format!("`{p}`")).unwrap_or_default(),
+            default,
+            s.help
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = Config::from(&env(&[])).unwrap();
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(c.redis_prefix, "paperboy");
+        assert_eq!(c.lease, Duration::from_secs(30));
+        assert_eq!(c.database_url, "sqlite://./data/paperboy.sqlite3?mode=rwc");
+        assert_eq!(c.concurrency, None);
+    }
+
+    #[test]
+    fn paperboy_name_wins_over_paperless_fallback() {
+        let e = env(&[
+            ("PAPERLESS_REDIS", "redis://fallback:6379"),
+            ("PAPERBOY_REDIS_URL", "redis://primary:6379"),
+        ]);
+        assert_eq!(Config::from(&e).unwrap().redis_url, "redis://primary:6379");
+        let e = env(&[("PAPERLESS_REDIS", "redis://fallback:6379")]);
+        assert_eq!(Config::from(&e).unwrap().redis_url, "redis://fallback:6379");
+    }
+
+    #[test]
+    fn file_variant_reads_a_secret_and_drops_the_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("url");
+        std::fs::write(&p, "redis://:s3cret@host:6379\n").unwrap();
+        let e = env(&[("PAPERBOY_REDIS_URL_FILE", p.to_str().unwrap())]);
+        assert_eq!(
+            Config::from(&e).unwrap().redis_url,
+            "redis://:s3cret@host:6379"
+        );
+    }
+
+    #[test]
+    fn missing_secret_file_names_the_setting() {
+        let e = env(&[("PAPERBOY_REDIS_URL_FILE", "/nonexistent/secret")]);
+        let err = Config::from(&e).unwrap_err().to_string();
+        assert!(err.contains("PAPERBOY_REDIS_URL"), "{err}");
+        assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+
+    #[test]
+    fn invalid_number_is_a_clear_error() {
+        let e = env(&[("PAPERBOY_LEASE_SECS", "soon")]);
+        let err = Config::from(&e).unwrap_err().to_string();
+        assert!(err.contains("PAPERBOY_LEASE_SECS=\"soon\""), "{err}");
+    }
+
+    #[test]
+    fn markdown_lists_every_setting() {
+        let md = settings_markdown();
+        for s in SETTINGS {
+            assert!(md.contains(s.name));
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The closed set of jobs paperboy runs, their payloads and per-kind policy.
+//!
+//! Adding a job kind: add a variant to [`Job`] and [`JobKind`]; the compiler then points at every
+//! place that must handle it (policy below, the worker's dispatch, the CLI).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A job and its arguments, as stored in Redis (`{"kind": "...", "args": {...}}`).
+///
+/// Arguments live in Redis in clear: never put a secret here (the export passphrase, a mail
+/// password); pass a reference to where the worker can read it instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "args", rename_all = "snake_case")]
+pub enum Job {
+    /// A round trip through a worker (`celery inspect ping`); `sleep_ms` holds the worker.
+    Ping {
+        #[serde(default)]
+        sleep_ms: u64,
+        /// Test and drill aid: fail this way instead of answering (`transient` or `permanent`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fail: Option<String>,
+    },
+    /// Consume one staged file into the archive.
+    Consume(ConsumeArgs),
+    /// Regenerate thumbnails: one document, an explicit batch, or (neither) every document,
+    /// which fans out into batches.
+    Thumbnails {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<Vec<i64>>,
+    },
+}
+
+/// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
+/// staging area on shared storage, so any worker can read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumeArgs {
+    /// Path of the staged file, relative to `DATA_DIR/staging`.
+    pub staged: String,
+    /// The file's name as the user had it (title, date from the name, original_filename).
+    pub original_filename: String,
+    /// Tags to add (ids), e.g. from sub-folders of the consumption folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<i64>,
+    /// Where the file came from, if it was picked up from the consumption folder; moved to the
+    /// failed folder there when consuming fails permanently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// The kind of a job, without its arguments: queue routing, metrics labels, policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Ping,
+    Consume,
+    Thumbnails,
+}
+
+/// How a kind is retried and scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Failures (errors returned by the handler) before the job is dead.
+    pub max_attempts: u32,
+    /// Starts without an end (the worker died) before the job is treated as poison and dead.
+    pub max_starts: u32,
+    /// First retry delay; doubled each attempt, with jitter.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// CPU-bound: default concurrency is the number of cores.
+    pub cpu_heavy: bool,
+}
+
+const DEFAULT_POLICY: Policy = Policy {
+    max_attempts: 5,
+    max_starts: 3,
+    backoff_base: Duration::from_secs(2),
+    backoff_max: Duration::from_secs(600),
+    cpu_heavy: false,
+};
+
+impl JobKind {
+    pub const ALL: &'static [JobKind] = &[JobKind::Ping, JobKind::Consume, JobKind::Thumbnails];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Ping => "ping",
+            JobKind::Consume => "consume",
+            JobKind::Thumbnails => "thumbnails",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<JobKind> {
+        Self::ALL.iter().copied().find(|k| k.name() == name)
+    }
+
+    /// The queue this kind runs on. One queue per kind, so workers can pick kinds with
+    /// `--queues` and heavy kinds never starve light ones.
+    pub fn queue(self) -> &'static str {
+        self.name()
+    }
+
+    pub fn policy(self) -> Policy {
+        match self {
+            JobKind::Ping => Policy {
+                max_attempts: 3,
+                backoff_base: Duration::from_millis(200),
+                ..DEFAULT_POLICY
+            },
+            JobKind::Consume => DEFAULT_POLICY,
+            JobKind::Thumbnails => Policy {
+                cpu_heavy: true,
+                ..DEFAULT_POLICY
+            },
+        }
+    }
+}
+
+/// Every queue name, in a stable order.
+pub fn all_queues() -> Vec<&'static str> {
+    let mut q: Vec<_> = JobKind::ALL.iter().map(|k| k.queue()).collect();
+    q.dedup();
+    q
+}
+
+impl Job {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            Job::Ping { .. } => JobKind::Ping,
+            Job::Consume(_) => JobKind::Consume,
+            Job::Thumbnails { .. } => JobKind::Thumbnails,
+        }
+    }
+
+    /// Jobs with equal keys never wait or run twice at once: enqueueing while one is queued or
+    /// running returns the existing job's id.
+    pub fn unique_key(&self) -> Option<String> {
+        match self {
+            Job::Ping { .. } => None,
+            Job::Consume(a) => Some(format!("consume:{}", a.staged)),
+            Job::Thumbnails {
+                document: None,
+                batch: None,
+            } => Some("thumbnails:all".into()),
+            Job::Thumbnails { .. } => None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a Job always serializes")
+    }
+}
+
+/// Delay before retry number `attempt` (1-based): `base · 2^(attempt-1)`, capped, with ±25 %
+/// jitter so that a burst of failures does not come back as a burst.
+pub fn backoff(policy: &Policy, attempt: u32, jitter: f64) -> Duration {
+    let exp = attempt.saturating_sub(1).min(30);
+    let raw = policy.backoff_base.as_secs_f64() * 2f64.powi(exp as i32);
+    let capped = raw.min(policy.backoff_max.as_secs_f64());
+    let factor = 0.75 + 0.5 * jitter.clamp(0.0, 1.0);
+    Duration::from_secs_f64(capped * factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_serialize_with_kind_and_args() {
+        let j = Job::Ping {
+            sleep_ms: 5,
+            fail: None,
+        };
+        assert_eq!(j.to_json(), r#"{"kind":"ping","args":{"sleep_ms":5}}"#);
+        let back: Job = serde_json::from_str(&j.to_json()).unwrap();
+        assert_eq!(back, j);
+    }
+
+    #[test]
+    fn every_kind_round_trips_its_name() {
+        for k in JobKind::ALL {
+            assert_eq!(JobKind::from_name(k.name()), Some(*k));
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = Policy {
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(10),
+            ..DEFAULT_POLICY
+        };
+        assert_eq!(backoff(&p, 1, 0.5), Duration::from_secs(2));
+        assert_eq!(backoff(&p, 2, 0.5), Duration::from_secs(4));
+        assert_eq!(backoff(&p, 3, 0.5), Duration::from_secs(8));
+        assert_eq!(backoff(&p, 9, 0.5), Duration::from_secs(10));
+        assert_eq!(backoff(&p, 1, 0.0), Duration::from_millis(1500));
+        assert_eq!(backoff(&p, 1, 1.0), Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn whole_archive_thumbnail_runs_are_unique_single_ones_not() {
+        let all = Job::Thumbnails {
+            document: None,
+            batch: None,
+        };
+        assert_eq!(all.unique_key().as_deref(), Some("thumbnails:all"));
+        let one = Job::Thumbnails {
+            document: Some(4),
+            batch: None,
+        };
+        assert_eq!(one.unique_key(), None);
+    }
+}
