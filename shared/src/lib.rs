@@ -4,6 +4,7 @@
 //! fast. See ARCHITECTURE.md for the map.
 
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod job;
 pub mod queue;

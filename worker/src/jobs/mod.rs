@@ -1,0 +1,1 @@
+//! Job handlers, one module per job family, and the context they run in.
