@@ -1,1 +1,3 @@
+mod jobs;
+
 fn main() {}

@@ -1,1 +1,123 @@
 //! Job handlers, one module per job family, and the context they run in.
+//!
+//! Contract (the runtime builds a [`JobContext`] and calls [`run`]):
+//! - a handler returns `Ok(result_json)` or a [`JobError`] that says whether a retry can help;
+//! - it reports progress with [`JobContext::progress`] and checks [`JobContext::is_cancelled`]
+//!   between steps;
+//! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
+
+pub mod consume;
+pub mod ping;
+pub mod thumbnails;
+
+use std::sync::Arc;
+
+use paperboy_shared::config::Config;
+use paperboy_shared::db::Db;
+use paperboy_shared::job::Job;
+use paperboy_shared::queue::{Enqueued, Progress, Queue};
+use paperboy_shared::{Classify, ErrorClass};
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// Why a job failed.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum JobError {
+    /// Retry with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// Straight to the dead set with this message.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl JobError {
+    /// Wraps any classified library error, keeping its class.
+    pub fn from_classified<E: Classify + std::fmt::Display>(e: E) -> Self {
+        match e.class() {
+            ErrorClass::Transient => JobError::Transient(e.to_string()),
+            ErrorClass::Permanent => JobError::Permanent(e.to_string()),
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            JobError::Transient(_) => ErrorClass::Transient,
+            JobError::Permanent(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+impl From<paperboy_shared::db::DbError> for JobError {
+    fn from(e: paperboy_shared::db::DbError) -> Self {
+        JobError::from_classified(e)
+    }
+}
+
+impl From<paperboy_shared::queue::QueueError> for JobError {
+    fn from(e: paperboy_shared::queue::QueueError) -> Self {
+        JobError::from_classified(e)
+    }
+}
+
+/// Sink for progress reports; the runtime writes them to the job's hash (throttled).
+pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// What a running job can see and do.
+#[derive(Clone)]
+pub struct JobContext {
+    pub id: String,
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub queue: Queue,
+    pub progress_sink: ProgressSink,
+    pub cancelled: watch::Receiver<bool>,
+}
+
+impl JobContext {
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Reports progress (`done` of `total`, with a short message).
+    pub fn progress(&self, done: u64, total: u64, message: impl Into<String>) {
+        (self.progress_sink)(Progress {
+            done,
+            total,
+            message: message.into(),
+        });
+    }
+
+    /// True once someone asked to cancel this job (`paperboy jobs cancel`) or the worker stops.
+    pub fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// Errors with `Permanent("cancelled")` if the job was cancelled; call between steps.
+    pub fn check_cancelled(&self) -> Result<(), JobError> {
+        if self.is_cancelled() {
+            Err(JobError::Permanent("cancelled".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Enqueues a follow-up job (fan-out).
+    pub async fn enqueue(&self, job: &Job) -> Result<Enqueued, JobError> {
+        Ok(self.queue.enqueue(job).await?)
+    }
+}
+
+/// Runs one job to its end. Exhaustive over [`Job`]: a new kind does not compile until it is
+/// handled here.
+pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+    match job {
+        Job::Ping { sleep_ms, fail } => ping::run(sleep_ms, fail, ctx).await,
+        Job::Consume(args) => consume::run(args, ctx).await,
+        Job::Thumbnails { document, batch } => thumbnails::run(document, batch, ctx).await,
+    }
+}
