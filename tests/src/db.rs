@@ -62,8 +62,9 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| {
                 panic!(
-                    "PostgreSQL is required for these tests and is unreachable at {admin} ({e}); \
-                 start it or set PAPERBOY_TEST_POSTGRES_URL"
+                    "PostgreSQL is required for these tests and is unreachable at {} ({e}); \
+                     start it or set PAPERBOY_TEST_POSTGRES_URL",
+                    paperboy_shared::db::redact_url(&admin)
                 )
             });
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

@@ -45,6 +45,7 @@ on_both_engines!(
     refuses_below_irreversible,
     failed_step_leaves_nothing,
     refuses_schema_newer_than_known,
+    concurrent_migrate,
     document_insert_get,
     document_paging,
     find_by_checksum_includes_trash,
@@ -158,6 +159,29 @@ async fn migrate_latest_from_empty(db: Db) {
     // Second run: nothing to do.
     assert!(migrate::migrate_latest(&db).await.unwrap().is_empty());
     migrate::check_compatible(&db).await.unwrap();
+    migrate::check_up_to_date(&db).await.unwrap();
+}
+
+/// Several workers starting at once: every step is applied exactly once.
+async fn concurrent_migrate(db: Db) {
+    assert!(matches!(
+        migrate::check_up_to_date(&db).await,
+        Err(DbError::SchemaOutdated { db_version: 0, .. })
+    ));
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { migrate::migrate_latest(&db).await })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for t in tasks {
+        applied.extend(t.await.unwrap().expect("concurrent migrate_latest"));
+    }
+    applied.sort();
+    let all: Vec<i64> = migrate::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(applied, all, "each version applied exactly once");
+    migrate::check_up_to_date(&db).await.unwrap();
 }
 
 async fn down_to_zero_and_up_again(db: Db) {

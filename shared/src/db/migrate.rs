@@ -252,6 +252,19 @@ pub async fn check_compatible_with(db: &Db, migrations: &[Migration]) -> Result<
     Ok(())
 }
 
+/// Refuses a schema that is older or newer than this paperboy's latest migration (what a
+/// worker checks before taking jobs).
+pub async fn check_up_to_date(db: &Db) -> Result<(), DbError> {
+    check_compatible(db).await?;
+    let db_version = current_version(db).await?;
+    let latest = latest(MIGRATIONS);
+    let pending = list(db).await?.iter().any(|s| s.applied_at.is_none());
+    if db_version < latest || pending {
+        return Err(DbError::SchemaOutdated { db_version, latest });
+    }
+    Ok(())
+}
+
 /// Applies every pending migration. Returns the versions applied (empty when up to date).
 pub async fn migrate_latest(db: &Db) -> Result<Vec<i64>, DbError> {
     Ok(migrate_to_with(db, MIGRATIONS, latest(MIGRATIONS))

@@ -69,6 +69,11 @@ pub enum DbError {
     )]
     SchemaTooNew { db_version: i64, known: i64 },
     #[error(
+        "the database schema is at version {db_version} but this paperboy needs {latest}: \
+         run `paperboy-worker migrate` first"
+    )]
+    SchemaOutdated { db_version: i64, latest: i64 },
+    #[error(
         "cannot migrate down to version {target}: migration {version} ({name}) is irreversible: \
          {reason}. Restore a backup made before it instead"
     )]
