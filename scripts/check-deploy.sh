@@ -187,9 +187,9 @@ for e in errors:
     print(e)
 sys.exit(1 if errors else 0)
 PY
+  promtool check rules "$tmp/dashboard.rules.yml" || { rm -rf "$tmp"; return 1; }
   python3 "$dir/gen_dashboard.py" | cmp -s - "$dir/paperboy-dashboard.json" \
     || { echo "paperboy-dashboard.json differs from gen_dashboard.py's output: regenerate it"; rm -rf "$tmp"; return 1; }
-  promtool check rules "$tmp/dashboard.rules.yml" || { rm -rf "$tmp"; return 1; }
   rm -rf "$tmp"
 }
 
