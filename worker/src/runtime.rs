@@ -322,27 +322,12 @@ async fn connect_db(
 mod dbconn {
     use paperboy_shared::db::{Db, DbError};
 
-    // TEMPORARY until branch `db` lands `Db::connect` / `Db::ping`: the same, inline.
     pub async fn connect(url: &str) -> Result<Db, DbError> {
-        sqlx::any::install_default_drivers();
-        let engine = if url.starts_with("sqlite:") {
-            paperboy_shared::db::Engine::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            paperboy_shared::db::Engine::Postgres
-        } else {
-            return Err(DbError::BadUrl(url.to_string()));
-        };
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .acquire_timeout(std::time::Duration::from_secs(3))
-            .connect(url)
-            .await?;
-        Ok(Db { pool, engine })
+        Db::connect(url).await
     }
 
     pub async fn ping(db: &Db) -> Result<(), DbError> {
-        use sqlx::Connection;
-        db.pool.acquire().await?.ping().await?;
-        Ok(())
+        db.ping().await
     }
 }
 
@@ -426,22 +411,23 @@ pub async fn run(
     // until then).
     let (end_tx, end_rx) = watch::channel(false);
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let mut background = Vec::new();
-    background.push(spawn_guarded(
-        "heartbeat",
-        fatal_tx.clone(),
-        worker.clone().heartbeat_loop(end_rx.clone()),
-    ));
-    background.push(spawn_guarded(
-        "maintenance",
-        fatal_tx.clone(),
-        worker.clone().maintenance_loop(end_rx.clone()),
-    ));
-    background.push(spawn_guarded(
-        "probe",
-        fatal_tx.clone(),
-        worker.clone().probe_loop(end_rx.clone()),
-    ));
+    let background = vec![
+        spawn_guarded(
+            "heartbeat",
+            fatal_tx.clone(),
+            worker.clone().heartbeat_loop(end_rx.clone()),
+        ),
+        spawn_guarded(
+            "maintenance",
+            fatal_tx.clone(),
+            worker.clone().maintenance_loop(end_rx.clone()),
+        ),
+        spawn_guarded(
+            "probe",
+            fatal_tx.clone(),
+            worker.clone().probe_loop(end_rx.clone()),
+        ),
+    ];
     // The fetch loops stop on a request, or when another loop died.
     let (fetch_stop_tx, fetch_stop) = watch::channel(0u32);
     let mut fetchers = Vec::new();

@@ -289,3 +289,6 @@ pub struct WorkerOptions {
 pub fn queue_of(kind: JobKind) -> &'static str {
     kind.queue()
 }
+
+mod client;
+pub use client::{BlockingConn, Queue};
