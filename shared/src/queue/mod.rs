@@ -295,6 +295,3 @@ pub struct WorkerOptions {
 pub fn queue_of(kind: JobKind) -> &'static str {
     kind.queue()
 }
-
-mod client;
-pub use client::{BlockingConn, Queue};
