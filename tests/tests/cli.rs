@@ -88,6 +88,17 @@ impl Instance {
         Run::from(out, args)
     }
 
+    /// Starts a `paperboy-worker` serving `queues` on this instance (killed when dropped).
+    fn worker(&self, queues: &str) -> tokio::process::Child {
+        self.command("paperboy-worker")
+            .args(["--queues", queues])
+            .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
+            .env("PAPERBOY_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start paperboy-worker")
+    }
+
     fn staging(&self) -> PathBuf {
         self.data.path().join("data").join("staging")
     }
@@ -95,22 +106,20 @@ impl Instance {
     async fn jobs(&self, queue: &str) -> Vec<paperboy_shared::queue::JobRecord> {
         self.queue.list(Some(queue), None, 100).await.unwrap()
     }
+}
 
-    /// Deletes every key of this instance.
-    async fn cleanup(self) {
-        let client = redis::Client::open(REDIS_URL).unwrap();
-        let mut con = client.get_multiplexed_async_connection().await.unwrap();
+impl Drop for Instance {
+    /// Deletes every key of this instance, also when the test failed.
+    fn drop(&mut self) {
+        let Ok(mut con) = redis::Client::open(REDIS_URL).and_then(|c| c.get_connection()) else {
+            return;
+        };
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}:*", self.prefix))
-            .query_async(&mut con)
-            .await
-            .unwrap();
+            .query(&mut con)
+            .unwrap_or_default();
         if !keys.is_empty() {
-            let _: () = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut con)
-                .await
-                .unwrap();
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut con);
         }
     }
 }
@@ -215,7 +224,6 @@ async fn unknown_subcommand_is_a_usage_error() {
         r.stdout.contains("3  Redis unreachable"),
         "exit codes in --help"
     );
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -243,7 +251,6 @@ async fn unreachable_redis_exits_3_without_the_password() {
             r.stderr
         );
     }
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -269,7 +276,6 @@ async fn ping_enqueues_a_job_silently_or_as_json() {
         }
     );
     assert_eq!(t.jobs("ping").await.len(), 2);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -295,7 +301,6 @@ async fn waiting_without_a_worker_times_out_with_exit_4() {
     let v = r.json();
     assert_eq!(v["state"], "waiting");
     assert_eq!(v["timed_out"], true);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -309,7 +314,6 @@ async fn a_unique_job_enqueued_twice_keeps_one_id() {
     let r = t.run(&["thumbnails"]).await;
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
     assert_eq!(t.jobs("thumbnails").await.len(), 1);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -343,7 +347,6 @@ async fn jobs_show_describes_a_job() {
     let r = t.run(&["jobs", "show", "01NOSUCHJOB000000000000000"]).await;
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("01NOSUCHJOB"), "{}", r.stderr);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -355,7 +358,6 @@ async fn cancel_a_waiting_job() {
     let r = t.run(&["jobs", "show", &id]).await;
     assert!(r.stdout.contains("state:       cancelled"), "{}", r.stdout);
     assert_eq!(t.queue.get(&id).await.unwrap().state, JobState::Cancelled);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -386,7 +388,6 @@ async fn retry_dead_jobs_one_or_all() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["retried"], 1);
     assert_eq!(t.queue.get(&a).await.unwrap().state, JobState::Waiting);
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -415,7 +416,6 @@ async fn consume_of_a_missing_file_enqueues_nothing() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("is a directory"), "{}", r.stderr);
     assert!(t.jobs("consume").await.is_empty());
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -459,7 +459,6 @@ async fn consume_stages_a_copy_and_enqueues_a_job_per_file() {
     }
     // The originals stay where they were.
     assert!(a.exists() && b.exists());
-    t.cleanup().await;
 }
 
 #[tokio::test]
@@ -487,5 +486,59 @@ async fn status_and_settings_answer() {
     assert!(md.stdout.starts_with("| setting |"), "{}", md.stdout);
     let v = t.run(&["settings", "--json"]).await.json();
     assert!(v.as_array().unwrap().len() > 10);
-    t.cleanup().await;
+}
+
+/// Stops a worker the way a supervisor does (SIGTERM) and waits for it.
+async fn stop(mut worker: tokio::process::Child) {
+    if let Some(pid) = worker.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(60), worker.wait()).await;
+    assert!(
+        ended.is_ok(),
+        "the worker did not stop within 60 s of SIGTERM"
+    );
+}
+
+#[tokio::test]
+async fn ping_wait_round_trips_through_a_worker() {
+    let t = Instance::new().await;
+    let worker = t.worker("ping");
+    let r = t.run(&["ping", "--wait", "--timeout", "50"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "", "not a terminal: nothing to say on success");
+
+    let r = t.run(&["ping", "--wait", "--json", "--sleep", "0.3"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(v["result"]["pong"], true);
+    assert_eq!(v["result"]["slept_ms"], 300);
+    assert_eq!(v["timed_out"], false);
+    stop(worker).await;
+}
+
+#[tokio::test]
+async fn ping_wait_on_a_failing_job_exits_1_with_the_error() {
+    let t = Instance::new().await;
+    let worker = t.worker("ping");
+    let r = t
+        .run(&["ping", "--wait", "--timeout", "50", "--fail", "permanent"])
+        .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("is dead"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ping asked to fail (permanent)"),
+        "{}",
+        r.stderr
+    );
+    let dead = t
+        .queue
+        .list(Some("ping"), Some(JobState::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    stop(worker).await;
 }
