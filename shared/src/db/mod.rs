@@ -15,6 +15,18 @@ use thiserror::Error;
 
 use crate::error::{Classify, ErrorClass};
 
+pub mod documents;
+pub mod migrate;
+pub mod models;
+pub mod objects;
+pub mod tags;
+
+pub use models::*;
+pub use objects::{correspondents, custom_fields, document_types, notes, storage_paths, users};
+
+/// A write transaction from [`Db::begin`]; the write queries take `&mut tx`.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
 /// Which engine a [`Db`] talks to (for the few DDL differences; queries are shared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -51,6 +63,31 @@ pub enum DbError {
         "unsupported database URL {0:?}: use sqlite://PATH?mode=rwc or postgres://USER@HOST/DB"
     )]
     BadUrl(String),
+    #[error(
+        "the database schema is at version {db_version}, newer than this paperboy knows \
+         (latest {known}): upgrade paperboy to a release that brings migration {db_version}"
+    )]
+    SchemaTooNew { db_version: i64, known: i64 },
+    #[error(
+        "cannot migrate down to version {target}: migration {version} ({name}) is irreversible: \
+         {reason}. Restore a backup made before it instead"
+    )]
+    Irreversible {
+        target: i64,
+        version: i64,
+        name: &'static str,
+        reason: &'static str,
+    },
+    #[error("unknown migration target {target}: this paperboy knows versions 0..={latest}")]
+    UnknownVersion { target: i64, latest: i64 },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("invalid {field} {value:?}: {hint}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        hint: &'static str,
+    },
     #[error("cannot create the folder {path:?} for the SQLite database: {source}")]
     CreateDir {
         path: std::path::PathBuf,
@@ -67,6 +104,21 @@ impl Classify for DbError {
             DbError::Sqlx(sqlx::Error::Database(e)) if is_busy(e.as_ref()) => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         }
+    }
+}
+
+impl DbError {
+    /// A UNIQUE constraint (or primary key) was violated, e.g. a second document with the same
+    /// filename or archive serial number.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Sqlx(sqlx::Error::Database(e))
+            if e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+    }
+
+    /// A FOREIGN KEY constraint was violated (a reference to a row that does not exist).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, DbError::Sqlx(sqlx::Error::Database(e))
+            if e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
     }
 }
 
