@@ -186,7 +186,7 @@ pub struct JobsRetryCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum DocumentsCmd {
-    /// Documents, newest first
+    /// Documents in the archive (not in the trash), by id
     List(DocumentsListCmd),
     /// One document
     Show(DocumentIdArg),
@@ -194,6 +194,9 @@ pub enum DocumentsCmd {
 
 #[derive(Debug, Args)]
 pub struct DocumentsListCmd {
+    /// Start after this id (the next page)
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub after: i64,
     #[command(flatten)]
     pub limit: LimitArg,
 }

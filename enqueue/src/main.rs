@@ -16,8 +16,8 @@ use paperboy_shared::config::{Config, ProcessEnv};
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 
-use cli::{Cli, Command, FailMode, JobsCmd, WaitArgs};
-use commands::{jobs, settings, status, submit};
+use cli::{Cli, Command, DocumentsCmd, FailMode, JobsCmd, WaitArgs};
+use commands::{documents, jobs, settings, status, submit};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -181,8 +181,15 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             Ok(code::DONE)
         }
         Command::Documents(d) => {
-            let _ = d;
-            Err(CliError::Other("documents: not available yet".into()))
+            // The only command that needs the database; it never touches Redis.
+            let db = documents::open(config).await?;
+            let result = match d {
+                DocumentsCmd::List(l) => documents::list(&db, out, l.after, l.limit.limit).await,
+                DocumentsCmd::Show(s) => documents::show(&db, out, s.id).await,
+            };
+            db.close().await;
+            result?;
+            Ok(code::DONE)
         }
         Command::Settings(_) => unreachable!("handled before the runtime starts"),
     }

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use paperboy_shared::db::{Engine, NewDocument, documents, migrate, tags};
 use paperboy_shared::job::{Job, JobKind};
 use paperboy_shared::queue::{
     ErrorRecord, JobState, Outcome, Queue, Reported, WorkerInfo, WorkerOptions,
 };
+use paperboy_tests::db::TestDb;
 use serde_json::Value;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -85,6 +87,17 @@ impl Instance {
         .await
         .unwrap_or_else(|_| panic!("paperboy {args:?} did not end within 60 s"))
         .expect("run paperboy");
+        Run::from(out, args)
+    }
+
+    /// Runs `paperboy ARGS` with extra settings.
+    async fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
+        let mut c = self.command("paperboy");
+        c.args(args).envs(env.iter().copied());
+        let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+            .await
+            .unwrap_or_else(|_| panic!("paperboy {args:?} did not end within 60 s"))
+            .expect("run paperboy");
         Run::from(out, args)
     }
 
@@ -541,4 +554,108 @@ async fn ping_wait_on_a_failing_job_exits_1_with_the_error() {
         .unwrap();
     assert_eq!(dead.len(), 1);
     stop(worker).await;
+}
+
+#[tokio::test]
+async fn documents_list_and_show_read_the_database_on_both_engines() {
+    let t = Instance::new().await;
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let db = TestDb::new(engine).await;
+        migrate::migrate_latest(&db.db).await.unwrap();
+        let mut tx = db.db.begin().await.unwrap();
+        let mut ids = Vec::new();
+        for (n, title) in ["ACME invoice 2024-03", "Bank statement"]
+            .iter()
+            .enumerate()
+        {
+            let id = documents::insert(
+                &mut tx,
+                &NewDocument {
+                    title: title.to_string(),
+                    content: "Invoice number 42 total 19.99 EUR".into(),
+                    mime_type: "application/pdf".into(),
+                    checksum: format!("{:064x}", n + 1),
+                    created: "2024-03-01".into(),
+                    page_count: Some(1),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        let tag = tags::get_or_create_by_name(&mut tx, "invoice")
+            .await
+            .unwrap();
+        documents::add_tags(&mut tx, ids[0], &[tag]).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let env = [("PAPERBOY_DATABASE_URL", db.url.as_str())];
+        let list = t.run_with(&env, &["documents", "list", "--json"]).await;
+        assert_eq!(list.code, 0, "{engine:?}: {}", list.stderr);
+        let v = list.json();
+        let got: Vec<i64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, ids, "{engine:?}");
+        assert_eq!(v[0]["title"], "ACME invoice 2024-03");
+
+        let page = t
+            .run_with(
+                &env,
+                &[
+                    "documents",
+                    "list",
+                    "--limit",
+                    "1",
+                    "--after",
+                    &ids[0].to_string(),
+                ],
+            )
+            .await;
+        assert!(page.stdout.contains("Bank statement"), "{}", page.stdout);
+        assert!(!page.stdout.contains("ACME"), "{}", page.stdout);
+
+        let show = t
+            .run_with(&env, &["documents", "show", &ids[0].to_string()])
+            .await;
+        assert_eq!(show.code, 0, "{}", show.stderr);
+        for want in [
+            "ACME invoice 2024-03",
+            "2024-03-01",
+            "invoice (#",
+            "application/pdf",
+            "Invoice number 42",
+        ] {
+            assert!(
+                show.stdout.contains(want),
+                "{engine:?}: {want:?} missing:\n{}",
+                show.stdout
+            );
+        }
+        let missing = t.run_with(&env, &["documents", "show", "999999"]).await;
+        assert_eq!(missing.code, 1);
+        assert!(
+            missing.stderr.contains("no document with id 999999"),
+            "{}",
+            missing.stderr
+        );
+        db.cleanup().await;
+    }
+
+    // A SQLite file that does not exist is reported, not created.
+    let nowhere = t.data.path().join("nowhere.sqlite3");
+    let url = format!("sqlite://{}?mode=rwc", nowhere.display());
+    let r = t
+        .run_with(
+            &[("PAPERBOY_DATABASE_URL", url.as_str())],
+            &["documents", "list"],
+        )
+        .await;
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no database at"), "{}", r.stderr);
+    assert!(!nowhere.exists());
 }

@@ -1,5 +1,6 @@
 //! The commands, free of clap: each takes plain values (a queue, an output, ids, options).
 
+pub mod documents;
 pub mod jobs;
 pub mod settings;
 pub mod status;
