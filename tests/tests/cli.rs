@@ -659,3 +659,74 @@ async fn documents_list_and_show_read_the_database_on_both_engines() {
     assert!(r.stderr.contains("no database at"), "{}", r.stderr);
     assert!(!nowhere.exists());
 }
+
+/// A fake worker: takes the next job of `queue` (within a safety bound) and ends it with `outcome`.
+async fn answer_next(q: &Queue, queue: &str, outcome: Outcome) -> String {
+    let worker = format!("fake:{}:{}", std::process::id(), ulid::Ulid::new());
+    let opts = worker_opts();
+    let now = chrono::Utc::now().timestamp_millis();
+    q.register_worker(
+        &WorkerInfo {
+            id: worker.clone(),
+            host: "fake".into(),
+            pid: std::process::id(),
+            queues: vec![queue.to_string()],
+            started_at_ms: now,
+            last_seen_ms: now,
+            running: vec![],
+        },
+        &opts,
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        if let Some(f) = q.fetch(&worker, queue, 1, &opts).await.unwrap().pop() {
+            break f;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {queue} job within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    q.report(&worker, queue, &job.id, outcome).await.unwrap();
+    q.unregister_worker(&worker, &[queue.to_string()])
+        .await
+        .unwrap();
+    job.id
+}
+
+#[tokio::test]
+async fn consume_wait_prints_the_new_document_id() {
+    let t = Instance::new().await;
+    let file = t.data.path().join("scan.pdf");
+    std::fs::write(&file, b"%PDF-1.4 scan").unwrap();
+    let cli = t
+        .command("paperboy")
+        .args([
+            "consume",
+            "--wait",
+            "--timeout",
+            "50",
+            file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = answer_next(
+        &t.queue,
+        "consume",
+        Outcome::Succeeded(serde_json::json!({"document_id": 4242, "title": "scan"})),
+    )
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(60), cli.wait_with_output())
+        .await
+        .expect("paperboy consume --wait ends once the job is done")
+        .unwrap();
+    let r = Run::from(out, &["consume", "--wait"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "4242\n");
+    assert_eq!(t.queue.get(&id).await.unwrap().state, JobState::Succeeded);
+}
