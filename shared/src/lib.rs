@@ -8,5 +8,6 @@ pub mod db;
 pub mod error;
 pub mod job;
 pub mod queue;
+pub mod staging;
 
 pub use error::{Classify, ErrorClass};

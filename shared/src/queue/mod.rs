@@ -17,6 +17,12 @@ use thiserror::Error;
 use crate::error::{Classify, ErrorClass};
 use crate::job::{Job, JobKind};
 
+mod client;
+pub mod keys;
+
+pub use client::{BlockingConn, Queue, redact_url};
+pub use keys::Keys;
+
 /// A job id: a ULID, sortable by creation time.
 pub type JobId = String;
 

@@ -64,6 +64,8 @@ impl From<paperboy_shared::queue::QueueError> for JobError {
 pub type ProgressSink = Arc<dyn Fn(Progress) + Send + Sync>;
 
 /// What a running job can see and do.
+// Some fields and helpers are only used by handlers still being written (consume, thumbnails).
+#[allow(dead_code)]
 #[derive(Clone)]
 pub struct JobContext {
     pub id: String,
@@ -74,6 +76,7 @@ pub struct JobContext {
     pub cancelled: watch::Receiver<bool>,
 }
 
+#[allow(dead_code)]
 impl JobContext {
     pub fn db(&self) -> &Db {
         &self.db

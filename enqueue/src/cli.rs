@@ -1,0 +1,316 @@
+//! Argument parsing only: the clap definitions. Flags are declared once in small `Args` structs
+//! and flattened into every subcommand that takes them; the commands themselves (in
+//! `commands/`) never see clap types beyond these plain structs.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use paperboy_shared::queue::JobState;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (the job was enqueued, or with --wait it succeeded)
+  1  the job failed, is dead or was cancelled; or another error (message on stderr)
+  2  usage error (bad arguments or settings)
+  3  Redis unreachable (check redis-server and PAPERBOY_REDIS_URL)
+  4  --wait gave up after --timeout; the job goes on (follow it with `paperboy jobs show ID`)
+
+Output: job commands print the new job's id when stdout is a terminal and nothing otherwise
+(silent in cron); --json prints one JSON object per job and line. Settings come from PAPERBOY_*
+environment variables (see `paperboy settings`); --redis-url and --prefix override them.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paperboy",
+    version,
+    about = "Enqueue archive maintenance jobs on the paperboy Redis queue and follow them",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Redis URL (overrides PAPERBOY_REDIS_URL)
+    #[arg(long, global = true, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (overrides PAPERBOY_REDIS_PREFIX)
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Machine-readable output: JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Flags of every subcommand that enqueues jobs.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Wait until the job has finished; exit 0 if it succeeded, 1 if not
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after SECS seconds (exit 4; the job goes on). Implies --wait
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// No progress bar while waiting, even on a terminal
+    #[arg(long)]
+    pub no_progress_bar: bool,
+}
+
+/// Paperless-ngx's management command names are aliases (one `visible_alias` line per kind), so
+/// `paperboy document_consumer …` works for people coming from `manage.py document_consumer`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Round trip through a worker (like `celery inspect ping`)
+    Ping(PingCmd),
+    /// Consume files into the archive: each is copied to the staging area, one job per file
+    #[command(visible_alias = "document_consumer")]
+    Consume(ConsumeCmd),
+    /// Regenerate thumbnails of one document or (without --document) of every document
+    #[command(visible_alias = "document_thumbnails")]
+    Thumbnails(ThumbnailsCmd),
+    /// Look at, retry and cancel jobs
+    #[command(subcommand)]
+    Jobs(JobsCmd),
+    /// Queues (waiting, scheduled, running, dead, oldest waiting) and live workers
+    Status,
+    /// Documents in the archive (read-only, from the database)
+    #[command(subcommand)]
+    Documents(DocumentsCmd),
+    /// Every setting with its current value (secrets hidden)
+    Settings(SettingsCmd),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailMode {
+    Transient,
+    Permanent,
+}
+
+#[derive(Debug, Args)]
+pub struct PingCmd {
+    /// Hold the worker this many seconds before answering
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub sleep: f64,
+    /// Drill aid: make the job fail this way
+    #[arg(long, hide = true, value_enum)]
+    pub fail: Option<FailMode>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeCmd {
+    /// Files to consume (the originals are left where they are)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ThumbnailsCmd {
+    /// Only this document
+    #[arg(long, value_name = "ID")]
+    pub document: Option<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCmd {
+    /// Jobs, newest first
+    List(JobsListCmd),
+    /// Everything about one job: kind, arguments, state, attempts, errors, timings, result
+    Show(JobIdArg),
+    /// Put a dead, failed or cancelled job (or every dead job) back in its queue
+    Retry(JobsRetryCmd),
+    /// Cancel a waiting or scheduled job; a running job is asked to stop
+    Cancel(JobIdArg),
+}
+
+/// A queue name (one per job kind).
+#[derive(Debug, Clone, Args)]
+pub struct QueueArg {
+    /// Only this queue
+    #[arg(long, value_name = "QUEUE", value_parser = clap::builder::PossibleValuesParser::new(paperboy_shared::job::all_queues()))]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsListCmd {
+    /// Only jobs in this state
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<JobState>,
+    #[command(flatten)]
+    pub queue: QueueArg,
+    #[command(flatten)]
+    pub limit: LimitArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LimitArg {
+    /// At most N rows
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct JobIdArg {
+    /// Job id (as printed when it was enqueued)
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "all_dead"]))]
+pub struct JobsRetryCmd {
+    /// Job id
+    #[arg(value_name = "ID")]
+    pub id: Option<String>,
+    /// Every dead job (of --queue, or of every queue)
+    #[arg(long)]
+    pub all_dead: bool,
+    /// With --all-dead: only this queue
+    #[arg(long, value_name = "QUEUE", conflicts_with = "id", value_parser = clap::builder::PossibleValuesParser::new(paperboy_shared::job::all_queues()))]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocumentsCmd {
+    /// Documents in the archive (not in the trash), by id
+    List(DocumentsListCmd),
+    /// One document
+    Show(DocumentIdArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DocumentsListCmd {
+    /// Start after this id (the next page)
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub after: i64,
+    #[command(flatten)]
+    pub limit: LimitArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DocumentIdArg {
+    /// Document id
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct SettingsCmd {
+    /// The README's Markdown table (names, fallbacks, defaults, meanings)
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+fn parse_state(s: &str) -> Result<JobState, String> {
+    JobState::parse(s).ok_or_else(|| {
+        let all: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state {s:?}; one of: {}", all.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("paperboy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn paperless_names_are_aliases() {
+        let c = parse(&["document_consumer", "a.pdf"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Consume(ref a) if a.paths == [PathBuf::from("a.pdf")])
+        );
+        let c = parse(&["document_thumbnails", "--document", "3"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Thumbnails(ThumbnailsCmd {
+                document: Some(3),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn global_flags_go_anywhere_and_wait_flags_are_shared() {
+        let c = parse(&[
+            "ping",
+            "--json",
+            "--prefix",
+            "x",
+            "--wait",
+            "--timeout",
+            "1.5",
+        ])
+        .unwrap();
+        assert!(c.global.json);
+        assert_eq!(c.global.prefix.as_deref(), Some("x"));
+        let Command::Ping(p) = c.command else {
+            panic!("ping expected")
+        };
+        assert!(p.wait.wait);
+        assert_eq!(p.wait.timeout, Some(1.5));
+        let c = parse(&[
+            "--redis-url",
+            "redis://h:1",
+            "thumbnails",
+            "--no-progress-bar",
+        ])
+        .unwrap();
+        assert_eq!(c.global.redis_url.as_deref(), Some("redis://h:1"));
+    }
+
+    #[test]
+    fn bad_usage_is_refused() {
+        assert!(parse(&["frobnicate"]).is_err());
+        assert!(parse(&["consume"]).is_err(), "consume needs a path");
+        assert!(
+            parse(&["jobs", "retry"]).is_err(),
+            "retry needs an id or --all-dead"
+        );
+        assert!(parse(&["jobs", "retry", "X", "--all-dead"]).is_err());
+        assert!(parse(&["jobs", "retry", "X", "--queue", "ping"]).is_err());
+        assert!(parse(&["jobs", "list", "--state", "sleeping"]).is_err());
+        assert!(parse(&["jobs", "list", "--queue", "nosuchqueue"]).is_err());
+        assert!(parse(&["ping", "--fail", "sometimes"]).is_err());
+        let c = parse(&["jobs", "retry", "--all-dead", "--queue", "ping"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Jobs(JobsCmd::Retry(JobsRetryCmd { all_dead: true, .. }))
+        ));
+    }
+
+    #[test]
+    fn help_documents_the_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        for code in [
+            "0  done",
+            "2  usage",
+            "3  Redis unreachable",
+            "4  --wait gave up",
+        ] {
+            assert!(help.contains(code), "{code} missing from --help");
+        }
+    }
+}

@@ -1,3 +1,0 @@
-
-mod client;
-pub use client::{BlockingConn, Queue};
