@@ -14,10 +14,17 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "paperboy-bench", about = "paperboy benchmarks (print Markdown tables)")]
+#[command(
+    name = "paperboy-bench",
+    about = "paperboy benchmarks (print Markdown tables)"
+)]
 struct Cli {
     /// Redis to run against (a key prefix of its own per run; cleaned up afterwards).
-    #[arg(long, env = "PAPERBOY_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "PAPERBOY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     redis_url: String,
     /// Folder with the `paperboy` and `paperboy-worker` binaries (default: next to this one).
     #[arg(long)]

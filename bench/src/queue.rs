@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
-use redis::AsyncCommands;
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::{JobState, Queue};
+use redis::AsyncCommands;
 
 pub struct Args {
     pub redis_url: String,
@@ -35,7 +35,12 @@ fn spawn_worker(args: &Args, prefix: &str, concurrency: usize) -> Result<Worker>
     let bin = args.bin_dir.join("paperboy-worker");
     let child = Command::new(&bin)
         .arg("run")
-        .args(["--queues", "ping", "--concurrency", &concurrency.to_string()])
+        .args([
+            "--queues",
+            "ping",
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
         .env("PAPERBOY_REDIS_URL", &args.redis_url)
         .env("PAPERBOY_REDIS_PREFIX", prefix)
         .env("PAPERBOY_DATA_DIR", dir.path().join("data"))
@@ -154,7 +159,9 @@ async fn pickup(args: &Args) -> Result<Vec<f64>> {
         loop {
             let r = q.get(&id).await?;
             if r.state == JobState::Succeeded {
-                let started = r.started_at_ms.context("succeeded job without start time")?;
+                let started = r
+                    .started_at_ms
+                    .context("succeeded job without start time")?;
                 lat.push((started * 1000 - sent) as f64 / 1000.0);
                 break;
             }
@@ -185,7 +192,17 @@ fn redis_benchmark(redis_url: &str) -> Result<Vec<(String, f64)>> {
     let host = url.host_str().unwrap_or("127.0.0.1").to_string();
     let port = url.port().unwrap_or(6379).to_string();
     let out = Command::new("redis-benchmark")
-        .args(["-h", &host, "-p", &port, "-t", "lpush,rpop", "-n", "200000", "-q"])
+        .args([
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-t",
+            "lpush,rpop",
+            "-n",
+            "200000",
+            "-q",
+        ])
         .output()
         .context("running redis-benchmark (apt-get install redis-tools)")?;
     let text = String::from_utf8_lossy(&out.stdout);

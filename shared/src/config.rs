@@ -347,4 +347,13 @@ mod tests {
             assert!(md.contains(s.name));
         }
     }
+
+    #[test]
+    fn the_readme_carries_the_generated_settings_table() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(settings_markdown().trim_end()),
+            "README.md's settings table is out of date: paste `paperboy settings --markdown` into it"
+        );
+    }
 }

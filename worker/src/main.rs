@@ -5,6 +5,7 @@
 mod http;
 mod jobs;
 mod metrics;
+mod migrate;
 mod runtime;
 
 use std::collections::HashMap;
@@ -49,7 +50,9 @@ enum Command {
     /// Run jobs until SIGTERM/SIGINT (the default).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
-    // `migrate` (database schema) is added by the lead.
+    /// Bring the database schema to the latest version (`--to N`: up or down to N; `--list`:
+    /// show every migration). Exit 0 done, 1 refused or failed (nothing half-applied).
+    Migrate(migrate::MigrateArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -182,6 +185,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env().context("invalid settings")?;
     init_logging(&config);
     let (settings, addr_file) = settings(&mut config, &args)?;
+    migrate::check_before_run(&config).await?;
     let stop = stop_signals()?;
 
     let metrics = Arc::new(metrics::Metrics::new(&settings.queues));
@@ -206,9 +210,10 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
 
 fn main() {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Run(a)) => a,
-        None => cli.run,
+    let (args, migrate_args) = match cli.command {
+        Some(Command::Run(a)) => (a, None),
+        Some(Command::Migrate(m)) => (RunArgs::default(), Some(m)),
+        None => (cli.run, None),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -220,7 +225,11 @@ fn main() {
             std::process::exit(exit::FATAL);
         }
     };
-    let code = match rt.block_on(run(args)) {
+    let result = match migrate_args {
+        Some(m) => rt.block_on(migrate::run(m)).map(|()| exit::CLEAN),
+        None => rt.block_on(run(args)),
+    };
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             // Logging may not be set up yet: stderr, plus a log line if it is.
@@ -297,5 +306,10 @@ mod tests {
         assert_eq!(c.run.queues.as_deref(), Some("ping"));
         let c = Cli::try_parse_from(["paperboy-worker", "run", "--lease-secs", "5"]).unwrap();
         assert!(matches!(c.command, Some(Command::Run(ref a)) if a.lease_secs == Some(5)));
+        let c = Cli::try_parse_from(["paperboy-worker", "migrate", "--to", "1"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Migrate(ref m)) if m.to == Some(1)));
+        assert!(
+            Cli::try_parse_from(["paperboy-worker", "migrate", "--to", "1", "--list"]).is_err()
+        );
     }
 }

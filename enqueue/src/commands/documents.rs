@@ -23,14 +23,14 @@ pub async fn open(config: &Config) -> Result<Db, CliError> {
         if !file.is_empty() && file != ":memory:" && !Path::new(file).exists() {
             return Err(CliError::Other(format!(
                 "no database at {file}: set PAPERBOY_DATABASE_URL (or PAPERBOY_DATA_DIR), or \
-                 start a worker once to create it"
+                 run `paperboy-worker migrate` to create it"
             )));
         }
     }
     let db = Db::connect_with(url, 1).await?;
     if migrate::current_version(&db).await? == 0 {
         return Err(CliError::Other(format!(
-            "the database at {} has no schema yet: start a worker once to create it",
+            "the database at {} has no schema yet: run `paperboy-worker migrate` to create it",
             redact_url(url)
         )));
     }
