@@ -48,6 +48,8 @@ settings! {
         "`sqlite://PATH` or `postgres://user:pass@host/db`; empty means SQLite at DATA_DIR/paperboy.sqlite3.");
     METRICS_ADDR = ("PAPERBOY_METRICS_ADDR", None, "127.0.0.1:9464",
         "Address of the worker's HTTP server (`/metrics`, `/healthz`, `/readyz`, `/`).");
+    ADDR_FILE = ("PAPERBOY_ADDR_FILE", None, "",
+        "If set, the worker writes its bound HTTP address to this file once listening (supervisors, tests; useful with port 0).");
     LEASE_SECS = ("PAPERBOY_LEASE_SECS", None, "30",
         "A worker's lease on its jobs; renewed every third of it. A dead worker's jobs come back after it.");
     GRACE_SECS = ("PAPERBOY_GRACE_SECS", None, "30",
