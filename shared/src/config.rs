@@ -71,6 +71,8 @@ settings! {
         "Seconds between scans of the consumption folder; 0 uses inotify.");
     CONSUMER_SUBDIRS_AS_TAGS = ("PAPERBOY_CONSUMER_SUBDIRS_AS_TAGS", Some("PAPERLESS_CONSUMER_SUBDIRS_AS_TAGS"), "false",
         "Sub-folders of the consumption folder become tags.");
+    CONSUMER_STABILITY_DELAY = ("PAPERBOY_CONSUMER_STABILITY_DELAY", Some("PAPERLESS_CONSUMER_STABILITY_DELAY"), "5",
+        "Seconds a file in the consumption folder must stay unchanged (size, mtime) before it is taken.");
     CONSUMER_RECURSIVE = ("PAPERBOY_CONSUMER_RECURSIVE", Some("PAPERLESS_CONSUMER_RECURSIVE"), "false",
         "Watch sub-folders of the consumption folder too.");
     DATE_ORDER = ("PAPERBOY_DATE_ORDER", Some("PAPERLESS_DATE_ORDER"), "DMY",
@@ -201,6 +203,7 @@ pub struct Config {
     pub consumer_polling: u64,
     pub consumer_subdirs_as_tags: bool,
     pub consumer_recursive: bool,
+    pub consumer_stability_delay: Duration,
     pub date_order: String,
     pub filename_date_order: Option<String>,
     pub thumbnail_width: u32,
@@ -245,6 +248,15 @@ impl Config {
             consumer_polling: parse(env, CONSUMER_POLLING)?,
             consumer_subdirs_as_tags: parse_bool(env, CONSUMER_SUBDIRS_AS_TAGS)?,
             consumer_recursive: parse_bool(env, CONSUMER_RECURSIVE)?,
+            consumer_stability_delay: Duration::try_from_secs_f64(parse::<f64>(
+                env,
+                CONSUMER_STABILITY_DELAY,
+            )?)
+            .map_err(|e| ConfigError::Invalid {
+                name: CONSUMER_STABILITY_DELAY,
+                value: lookup(env, CONSUMER_STABILITY_DELAY).unwrap_or_default(),
+                reason: format!("expected seconds ≥ 0 ({e})"),
+            })?,
             date_order: lookup(env, DATE_ORDER)?,
             filename_date_order,
             thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,

@@ -7,6 +7,7 @@ mod jobs;
 mod metrics;
 mod migrate;
 mod runtime;
+mod watcher;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use paperboy_shared::config::Config;
+use paperboy_shared::job::JobKind;
 use paperboy_shared::queue::WorkerOptions;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -201,7 +203,19 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
         },
     ));
 
-    let code = runtime::run(Arc::new(config), settings, metrics, health, stop).await;
+    let config = Arc::new(config);
+    // The consumption-folder watcher runs beside the workers that consume.
+    let watcher = settings
+        .queues
+        .iter()
+        .any(|q| q == JobKind::Consume.queue())
+        .then(|| tokio::spawn(watcher::run(config.clone(), stop.clone())));
+
+    let code = runtime::run(config, settings, metrics, health, stop).await;
+
+    if let Some(w) = watcher {
+        let _ = tokio::time::timeout(Duration::from_secs(2), w).await;
+    }
 
     let _ = http_stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
