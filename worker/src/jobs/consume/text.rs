@@ -41,7 +41,16 @@ pub fn pdf_page_count(bytes: &[u8]) -> Result<i64, String> {
 /// The text layer, or "" when there is none or it cannot be read. pdf-extract can panic on
 /// unusual fonts: a panic is caught and lopdf tried instead.
 fn pdf_text(bytes: &[u8]) -> String {
-    let extracted = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    let extracted = std::panic::catch_unwind(|| {
+        let mut doc = pdf_extract::Document::load_mem(bytes)?;
+        if doc.is_encrypted() {
+            // Readable with the empty user password, like most "protected" PDFs.
+            doc.decrypt("")?;
+        }
+        let mut out = TextOutput::default();
+        pdf_extract::output_doc(&doc, &mut out)?;
+        Ok::<_, pdf_extract::OutputError>(out.text)
+    });
     match extracted {
         Ok(Ok(text)) => return text,
         Ok(Err(e)) => tracing::debug!(error = %e, "pdf-extract failed; trying lopdf"),
@@ -52,6 +61,86 @@ fn pdf_text(bytes: &[u8]) -> String {
     };
     let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
     doc.extract_text(&pages).unwrap_or_default()
+}
+
+/// pdf-extract's plain-text layout, with one change: text that jumps back to the left starts a
+/// new line even when it moved down only a little. (pdf-extract glues such text to the previous
+/// word: the fixture warranty draws its "ASN00042" label right of and slightly above the
+/// heading, and got "ASN00042Warranty certificate".)
+#[derive(Default)]
+struct TextOutput {
+    text: String,
+    page_height: f64,
+    last_end: f64,
+    last_y: f64,
+    first_char: bool,
+    any: bool,
+}
+
+impl pdf_extract::OutputDev for TextOutput {
+    fn begin_page(
+        &mut self,
+        _page_num: u32,
+        media_box: &pdf_extract::MediaBox,
+        _art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), pdf_extract::OutputError> {
+        self.page_height = media_box.ury - media_box.lly;
+        if self.any {
+            self.text.push('\n');
+        }
+        self.any = false;
+        Ok(())
+    }
+
+    fn end_page(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+
+    fn output_character(
+        &mut self,
+        trm: &pdf_extract::Transform,
+        width: f64,
+        _spacing: f64,
+        font_size: f64,
+        ch: &str,
+    ) -> Result<(), pdf_extract::OutputError> {
+        // Device position with the y axis pointing down, and the font size after the text
+        // matrix (side of the square with the area of the transformed size vector).
+        let (x, y) = (trm.m31, self.page_height - trm.m32);
+        let vx = font_size * (trm.m11 + trm.m21);
+        let vy = font_size * (trm.m12 + trm.m22);
+        let size = (vx * vy).abs().sqrt();
+        if self.first_char && self.any {
+            let dy = (y - self.last_y).abs();
+            if dy > size * 1.5 {
+                self.text.push('\n');
+            } else if x < self.last_end - size * 0.5 {
+                // Back to the left: a new line (or column), never glued to the last word.
+                self.text.push('\n');
+            } else if x > self.last_end + size * 0.1 {
+                self.text.push(' ');
+            }
+        }
+        self.text.push_str(ch);
+        self.first_char = false;
+        self.any = true;
+        self.last_y = y;
+        self.last_end = x + width * size;
+        Ok(())
+    }
+
+    fn begin_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        self.first_char = true;
+        Ok(())
+    }
+
+    fn end_word(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<(), pdf_extract::OutputError> {
+        Ok(())
+    }
 }
 
 /// Trims each line's trailing blanks and the text's blank lines at both ends, and collapses runs
