@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod job;
+pub mod media;
 pub mod queue;
 pub mod staging;
 

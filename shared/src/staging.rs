@@ -142,6 +142,10 @@ pub fn stage_into(root: &Path, source: &Path) -> Result<Staged, StagingError> {
             .map_err(io_err("cannot create a temporary file in", &dir))?;
         let size =
             io::copy(&mut input, tmp.as_file_mut()).map_err(io_err("cannot copy", source))?;
+        // Keep the modification time: consume falls back to it for the created date.
+        if let Ok(mtime) = input.metadata().and_then(|m| m.modified()) {
+            let _ = tmp.as_file().set_modified(mtime);
+        }
         tmp.as_file()
             .sync_all()
             .map_err(io_err("cannot flush the copy of", source))?;
@@ -225,6 +229,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("Invoice 2024.pdf");
         fs::write(&src, b"%PDF-1.4 hello").unwrap();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        File::options()
+            .write(true)
+            .open(&src)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let root = tmp.path().join("data/staging");
         let a = stage_into(&root, &src).unwrap();
         let b = stage_into(&root, &src).unwrap();
@@ -240,8 +251,9 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("Invoice 2024.pdf")]);
-        // The original stays.
+        // The original stays, and its modification time is kept.
         assert!(src.exists());
+        assert_eq!(fs::metadata(&a.path).unwrap().modified().unwrap(), old);
     }
 
     #[test]

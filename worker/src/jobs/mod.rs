@@ -8,6 +8,7 @@
 
 pub mod consume;
 pub mod ping;
+pub mod render;
 pub mod thumbnails;
 
 use std::sync::Arc;

@@ -1,13 +1,587 @@
-//! `consume`: one staged file into the archive. (Being built on the `consume` branch.)
+//! `consume`: one staged file into the archive.
+//!
+//! A pipeline of small steps over a [`ConsumeState`], run in the order of [`STEPS`]; adding a
+//! step is one function and one line there. Each step reads what earlier steps filled in and
+//! fills in its own part; CPU-heavy steps (text extraction, rendering) run in
+//! `spawn_blocking`.
+//!
+//! 1. `read`: the staged copy (`staging::resolve`) and its modification time,
+//! 2. `detect`: the type by content (magic bytes), refusing anything else,
+//! 3. `checksum`: SHA-256, and refuse a duplicate of any document (trash included),
+//! 4. `text`: content and page count,
+//! 5. `title`: the file name's stem (as paperless),
+//! 6. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
+//!    else today,
+//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]),
+//! 8. `store`: ONE transaction inserting the document and its tags; the original and the
+//!    thumbnail are written atomically before the commit and removed again if anything fails
+//!    before it is committed, so no row points at a missing file and no file is left without
+//!    its row.
+//!
+//! After success the staged copy is removed. A transient error keeps it (the job is retried);
+//! a permanent one keeps it too (the message says where) and, if the file came from the
+//! consumption folder (`args.source`), moves that file to `CONSUMPTION_DIR/failed/`.
 
+pub mod dates;
+pub mod detect;
+pub mod text;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::future::BoxFuture;
+use paperboy_shared::db::{DbError, NewDocument, documents};
 use paperboy_shared::job::ConsumeArgs;
+use paperboy_shared::media::{self, Folder, Media};
+use paperboy_shared::{Classify, config::names, staging};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
+use self::dates::{DateOrder, DateRules};
+use self::detect::FileType;
 use super::{JobContext, JobError};
 
+/// Longest title (paperless truncates to 127 characters).
+pub const TITLE_MAX: usize = 127;
+
+/// Name of the folder, inside the consumption folder, that failed inputs are moved to.
+pub const FAILED_DIR: &str = "failed";
+
+/// What the steps know about the file so far.
+#[derive(Debug)]
+pub struct ConsumeState {
+    pub args: ConsumeArgs,
+    pub staged_path: PathBuf,
+    pub bytes: Arc<Vec<u8>>,
+    pub modified: Option<DateTime<Utc>>,
+    pub kind: Option<FileType>,
+    pub checksum: String,
+    pub content: String,
+    pub page_count: Option<i64>,
+    pub title: String,
+    pub created: Option<NaiveDate>,
+    pub thumbnail: Option<Vec<u8>>,
+    pub document_id: Option<i64>,
+    /// Set by a step that refused the input as a duplicate (for the failed-input handling).
+    pub duplicate_of: Option<i64>,
+}
+
+impl ConsumeState {
+    pub fn new(args: ConsumeArgs) -> ConsumeState {
+        ConsumeState {
+            args,
+            staged_path: PathBuf::new(),
+            bytes: Arc::default(),
+            modified: None,
+            kind: None,
+            checksum: String::new(),
+            content: String::new(),
+            page_count: None,
+            title: String::new(),
+            created: None,
+            thumbnail: None,
+            document_id: None,
+            duplicate_of: None,
+        }
+    }
+
+    fn kind(&self) -> FileType {
+        self.kind.expect("the detect step runs before this one")
+    }
+}
+
+/// One step: reads and fills the state.
+pub type Step =
+    for<'a> fn(&'a mut ConsumeState, &'a JobContext) -> BoxFuture<'a, Result<(), JobError>>;
+
+/// The pipeline, in order: (name for progress and logs, step).
+pub const STEPS: &[(&str, Step)] = &[
+    ("read", read),
+    ("detect", detect_type),
+    ("checksum", checksum),
+    ("text", extract_text),
+    ("title", title),
+    ("date", created_date),
+    ("thumbnail", thumbnail),
+    ("store", store),
+];
+
 pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
-    let _ = ctx;
-    Err(JobError::Permanent(format!(
-        "consume of {} is not available in this build yet",
-        args.original_filename
-    )))
+    let mut st = ConsumeState::new(args);
+    let total = STEPS.len() as u64;
+    for (i, (name, step)) in STEPS.iter().enumerate() {
+        ctx.check_cancelled()?;
+        ctx.progress(i as u64, total, *name);
+        if let Err(e) = step(&mut st, ctx).await {
+            return Err(failed(&st, ctx, name, e).await);
+        }
+    }
+    let id = st.document_id.expect("the store step sets the document id");
+    ctx.progress(total, total, "done");
+    if let Err(e) = staging::remove(ctx.config(), &st.args.staged) {
+        // The document is in; a leftover staged copy is only litter.
+        tracing::warn!(staged = %st.args.staged, error = %e, "cannot remove the staged copy");
+    }
+    tracing::info!(document_id = id, title = %st.title, "consumed {}", st.args.original_filename);
+    Ok(json!({
+        "document_id": id,
+        "title": st.title,
+        "checksum": st.checksum,
+        "mime_type": st.kind().mime(),
+        "page_count": st.page_count,
+        "created": st.created.map(|d| d.format("%Y-%m-%d").to_string()),
+    }))
+}
+
+/// What happens to the input when a step fails: transient errors keep everything for the
+/// retry; permanent ones keep the staged copy (or delete it for a duplicate when
+/// `CONSUMER_DELETE_DUPLICATES` is on) and move `args.source` to the failed folder.
+async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) -> JobError {
+    let JobError::Permanent(msg) = e else {
+        tracing::warn!(step, error = %e, "consume of {} failed; will retry", st.args.original_filename);
+        return e;
+    };
+    if ctx.is_cancelled() {
+        return JobError::Permanent(msg);
+    }
+    let config = ctx.config();
+    let mut msg = msg;
+    if st.duplicate_of.is_some() && config.consumer_delete_duplicates {
+        let _ = staging::remove(config, &st.args.staged);
+        if let Some(src) = &st.args.source {
+            let _ = std::fs::remove_file(source_path(config, src));
+        }
+        msg.push_str(&format!(
+            " (the input was deleted: {} is on)",
+            names::CONSUMER_DELETE_DUPLICATES
+        ));
+        return JobError::Permanent(msg);
+    }
+    if !st.staged_path.as_os_str().is_empty() {
+        msg.push_str(&format!(
+            " (the staged copy is kept at {})",
+            st.staged_path.display()
+        ));
+    }
+    if let Some(src) = &st.args.source {
+        match move_to_failed(config, src) {
+            Ok(Some(to)) => msg.push_str(&format!("; {src} was moved to {}", to.display())),
+            Ok(None) => {}
+            Err(e) => msg.push_str(&format!(
+                "; {src} could not be moved to the failed folder: {e}"
+            )),
+        }
+    }
+    tracing::warn!(step, error = %msg, "consume of {} failed", st.args.original_filename);
+    JobError::Permanent(msg)
+}
+
+/// `args.source` as a path: absolute as given, relative ones inside the consumption folder.
+fn source_path(config: &paperboy_shared::config::Config, source: &str) -> PathBuf {
+    let p = Path::new(source);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.consumption_dir.join(p)
+    }
+}
+
+/// Moves the source file to `CONSUMPTION_DIR/failed/<name>` (never deletes it; a name already
+/// taken gets ` (1)`, ` (2)`, … before its extension). None if the source is gone already.
+fn move_to_failed(
+    config: &paperboy_shared::config::Config,
+    source: &str,
+) -> std::io::Result<Option<PathBuf>> {
+    let from = source_path(config, source);
+    if !from.exists() {
+        return Ok(None);
+    }
+    let dir = config.consumption_dir.join(FAILED_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let name = from
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into());
+    let stem = Path::new(&name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    let ext = Path::new(&name)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut to = dir.join(&name);
+    let mut n = 1;
+    while to.exists() {
+        to = dir.join(format!("{stem} ({n}){ext}"));
+        n += 1;
+    }
+    match std::fs::rename(&from, &to) {
+        Ok(()) => Ok(Some(to)),
+        // Another file system: copy, flush, then remove the source.
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            std::fs::copy(&from, &to)?;
+            std::fs::File::open(&to)?.sync_all()?;
+            std::fs::remove_file(&from)?;
+            Ok(Some(to))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs CPU-heavy work off the async threads; a panic becomes a permanent error.
+async fn blocking<T, F>(what: &str, f: F) -> Result<T, JobError>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| JobError::Permanent(format!("{what} crashed: {e}")))
+}
+
+fn classified<E: Classify + std::fmt::Display>(e: E) -> JobError {
+    JobError::from_classified(e)
+}
+
+// ---- the steps ------------------------------------------------------------------------------
+
+fn read<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        st.staged_path = staging::resolve(ctx.config(), &st.args.staged).map_err(classified)?;
+        let path = st.staged_path.clone();
+        let bytes = tokio::fs::read(&path).await.map_err(|e| {
+            let msg = format!(
+                "cannot read the staged file {} of {}: {e}",
+                path.display(),
+                st.args.original_filename
+            );
+            match e.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                    JobError::Permanent(msg)
+                }
+                _ => JobError::Transient(msg),
+            }
+        })?;
+        st.modified = tokio::fs::metadata(&path)
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .map(DateTime::<Utc>::from);
+        st.bytes = Arc::new(bytes);
+        Ok(())
+    })
+}
+
+fn detect_type<'a>(
+    st: &'a mut ConsumeState,
+    _ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        match detect::detect(&st.bytes) {
+            Some(kind) => {
+                st.kind = Some(kind);
+                Ok(())
+            }
+            None => Err(JobError::Permanent(format!(
+                "{}: unsupported file type: its content is {}; consume accepts {}",
+                st.args.original_filename,
+                detect::describe_unknown(&st.bytes),
+                detect::ACCEPTED
+            ))),
+        }
+    })
+}
+
+fn checksum<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let bytes = st.bytes.clone();
+        st.checksum = blocking("checksum", move || hex::encode(Sha256::digest(&bytes[..]))).await?;
+        if let Some(dup) = documents::find_by_checksum(ctx.db(), &st.checksum).await? {
+            st.duplicate_of = Some(dup.id);
+            return Err(JobError::Permanent(format!(
+                "Not consuming {}: it is a duplicate of {} (#{}){}",
+                st.args.original_filename,
+                dup.title,
+                dup.id,
+                if dup.in_trash {
+                    ". Note: the existing document is in the trash"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    })
+}
+
+fn extract_text<'a>(
+    st: &'a mut ConsumeState,
+    _ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let (kind, bytes) = (st.kind(), st.bytes.clone());
+        let (content, pages) = blocking("text extraction", move || text::extract(kind, &bytes))
+            .await?
+            .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
+        st.content = content;
+        st.page_count = Some(pages);
+        Ok(())
+    })
+}
+
+fn title<'a>(
+    st: &'a mut ConsumeState,
+    _ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        st.title = title_from_filename(&st.args.original_filename);
+        Ok(())
+    })
+}
+
+/// paperless: the file name's stem, truncated to 127 characters.
+pub fn title_from_filename(name: &str) -> String {
+    let base = Path::new(name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    let stem = Path::new(&base)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(base);
+    stem.chars().take(TITLE_MAX).collect()
+}
+
+fn created_date<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let rules = date_rules(ctx.config(), Utc::now().date_naive())?;
+        let found = rules.created(&st.args.original_filename, &st.content);
+        // paperless: parsed date, else the input file's modification time (staging keeps it).
+        st.created =
+            Some(found.unwrap_or_else(|| st.modified.unwrap_or_else(Utc::now).date_naive()));
+        Ok(())
+    })
+}
+
+/// The date rules of the settings; a bad order setting is a permanent error naming it.
+pub fn date_rules(
+    config: &paperboy_shared::config::Config,
+    today: NaiveDate,
+) -> Result<DateRules, JobError> {
+    let bad = |name: &str, v: &str| {
+        JobError::Permanent(format!(
+            "setting {name}={v:?} is not a date order: use DMY, MDY, YMD, YDM, DYM or MYD"
+        ))
+    };
+    let order = DateOrder::parse(&config.date_order)
+        .ok_or_else(|| bad(names::DATE_ORDER, &config.date_order))?;
+    let filename_order = match &config.filename_date_order {
+        Some(o) => Some(DateOrder::parse(o).ok_or_else(|| bad(names::FILENAME_DATE_ORDER, o))?),
+        None => None,
+    };
+    Ok(DateRules {
+        order,
+        filename_order,
+        ignore: Vec::new(),
+        today,
+    })
+}
+
+fn thumbnail<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let (kind, bytes) = (st.kind(), st.bytes.clone());
+        let width = ctx.config().thumbnail_width;
+        let webp = blocking("thumbnail rendering", move || {
+            super::render::thumbnail(kind, &bytes, width)
+        })
+        .await?
+        .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
+        st.thumbnail = Some(webp);
+        Ok(())
+    })
+}
+
+fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let media = Media::from_config(ctx.config());
+        let kind = st.kind();
+        let new = NewDocument {
+            title: st.title.clone(),
+            content: st.content.clone(),
+            mime_type: kind.mime().to_string(),
+            checksum: st.checksum.clone(),
+            page_count: st.page_count,
+            created: st
+                .created
+                .expect("the date step runs before store")
+                .format("%Y-%m-%d")
+                .to_string(),
+            original_filename: Some(st.args.original_filename.clone()),
+            ..Default::default()
+        };
+        let thumb = st
+            .thumbnail
+            .clone()
+            .expect("the thumbnail step runs before store");
+
+        let mut tx = ctx.db().begin().await?;
+        let id = documents::insert(&mut tx, &new).await?;
+        documents::add_tags(&mut tx, id, &st.args.tags)
+            .await
+            .map_err(|e| tag_error(e, &st.args.tags))?;
+        let filename = media::default_filename(id, kind.extension());
+
+        // Files first (atomically), then the row points at them, then commit; on any failure
+        // before the commit the files go again.
+        let written = {
+            let (media, filename, bytes) = (media.clone(), filename.clone(), st.bytes.clone());
+            blocking("writing the files", move || {
+                write_files(&media, id, &filename, &bytes, &thumb)
+            })
+            .await?
+        };
+        let result = async {
+            written.map_err(classified)?;
+            documents::set_files(&mut tx, id, Some(&filename), None, None).await?;
+            tx.commit().await.map_err(DbError::from)?;
+            Ok::<(), JobError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            // The transaction (if not committed) rolls back when dropped; the files go now.
+            remove_files(&media, id, &filename);
+            return Err(e);
+        }
+        st.document_id = Some(id);
+        Ok(())
+    })
+}
+
+/// Tag ids that do not exist are the caller's mistake.
+fn tag_error(e: DbError, tags: &[i64]) -> JobError {
+    if e.is_foreign_key_violation() {
+        JobError::Permanent(format!("unknown tag among {tags:?}: {e}"))
+    } else {
+        JobError::from(e)
+    }
+}
+
+/// The original and the thumbnail of document `id`; on failure nothing is left behind.
+fn write_files(
+    media: &Media,
+    id: i64,
+    filename: &str,
+    original: &[u8],
+    thumbnail: &[u8],
+) -> Result<(), media::MediaError> {
+    let result = media
+        .write(Folder::Originals, filename, original)
+        .and_then(|_| media.write_thumbnail(id, thumbnail));
+    if result.is_err() {
+        remove_files(media, id, filename);
+    }
+    result.map(|_| ())
+}
+
+fn remove_files(media: &Media, id: i64, filename: &str) {
+    for r in [
+        media.remove(Folder::Originals, filename),
+        media::remove_file(&media.thumbnail(id)),
+    ] {
+        if let Err(e) = r {
+            tracing::error!(document_id = id, error = %e, "cannot remove a file of a document that was not stored");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_is_the_stem_truncated() {
+        assert_eq!(
+            title_from_filename("acme_invoice_2024-03.pdf"),
+            "acme_invoice_2024-03"
+        );
+        assert_eq!(title_from_filename("meeting_notes.txt"), "meeting_notes");
+        assert_eq!(title_from_filename("archive.tar.gz"), "archive.tar");
+        assert_eq!(title_from_filename("noext"), "noext");
+        assert_eq!(title_from_filename(".hidden"), ".hidden");
+        assert_eq!(title_from_filename("sub/dir/Scan 1.PDF"), "Scan 1");
+        let long = format!("{}.pdf", "ä".repeat(200));
+        assert_eq!(title_from_filename(&long).chars().count(), TITLE_MAX);
+    }
+
+    #[test]
+    fn steps_are_in_the_documented_order() {
+        let names: Vec<_> = STEPS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "read",
+                "detect",
+                "checksum",
+                "text",
+                "title",
+                "date",
+                "thumbnail",
+                "store"
+            ]
+        );
+    }
+
+    #[test]
+    fn date_rules_from_settings() {
+        let mut c = paperboy_shared::config::Config::from(&std::collections::HashMap::<
+            String,
+            String,
+        >::new())
+        .unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        assert!(date_rules(&c, today).is_ok());
+        c.date_order = "XYZ".into();
+        let err = date_rules(&c, today).unwrap_err().to_string();
+        assert!(err.contains("PAPERBOY_DATE_ORDER"), "{err}");
+        c.date_order = "MDY".into();
+        c.filename_date_order = Some("YMD".into());
+        let r = date_rules(&c, today).unwrap();
+        assert_eq!(
+            r.created("Scan - 2022-02-01.pdf", "03/04/2020"),
+            NaiveDate::from_ymd_opt(2022, 2, 1)
+        );
+    }
+
+    #[test]
+    fn failed_inputs_move_never_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = paperboy_shared::config::Config::from(&std::collections::HashMap::<
+            String,
+            String,
+        >::new())
+        .unwrap();
+        c.consumption_dir = tmp.path().to_path_buf();
+        std::fs::write(tmp.path().join("bad.exe"), b"MZ1").unwrap();
+        let to = move_to_failed(&c, "bad.exe").unwrap().unwrap();
+        assert_eq!(to, tmp.path().join("failed/bad.exe"));
+        std::fs::write(tmp.path().join("bad.exe"), b"MZ2").unwrap();
+        let abs = tmp.path().join("bad.exe");
+        let to2 = move_to_failed(&c, abs.to_str().unwrap()).unwrap().unwrap();
+        assert_eq!(to2, tmp.path().join("failed/bad (1).exe"));
+        assert_eq!(std::fs::read(&to).unwrap(), b"MZ1");
+        assert_eq!(std::fs::read(&to2).unwrap(), b"MZ2");
+        assert_eq!(move_to_failed(&c, "gone.pdf").unwrap(), None);
+    }
 }

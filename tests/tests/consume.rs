@@ -1,0 +1,544 @@
+//! The consume pipeline end to end: a real `paperboy-worker` process (serving `consume` and
+//! `thumbnails`) on a private Redis prefix, a fresh database on SQLite and on PostgreSQL (every
+//! case runs on both, `sqlite::<case>` / `postgres::<case>`), its own data, media and
+//! consumption folders. Files are staged and enqueued through the shared library, as the CLI
+//! does.
+//!
+//! Input: the real files paperless-ngx 3.0.5 consumed, `shared/fixtures/paperless-3.0.5/
+//! consume-input/` next to the repository, checked against what paperless made of them
+//! (`export-plain/manifest.json`).
+//!
+//! Needs `cargo build -p paperboy-worker` first.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate};
+use paperboy_shared::job::{ConsumeArgs, Job};
+use paperboy_shared::queue::{JobRecord, JobState, Queue};
+use paperboy_shared::staging;
+use paperboy_tests::db::TestDb;
+use paperboy_tests::redis::TestRedis;
+use serde_json::Value;
+
+/// `shared/fixtures/paperless-3.0.5` beside the repository (CI clones `shared/` next to it).
+fn fixtures() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/paperless-3.0.5");
+    assert!(
+        dir.join("consume-input").is_dir() && dir.join("export-plain/manifest.json").is_file(),
+        "the paperless fixtures are missing: expected {} (with consume-input/ and \
+         export-plain/manifest.json); clone the shared repository next to this one",
+        dir.display()
+    );
+    dir
+}
+
+/// Every file under `consume-input/`, sorted.
+fn fixture_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&fixtures().join("consume-input"), &mut out);
+    out.sort();
+    assert!(
+        out.len() >= 20,
+        "expected the 23 fixture files, found {}",
+        out.len()
+    );
+    out
+}
+
+/// What paperless stored for each original file name (`documents.document` fields).
+fn manifest() -> HashMap<String, Value> {
+    let text = std::fs::read_to_string(fixtures().join("export-plain/manifest.json")).unwrap();
+    let all: Vec<Value> = serde_json::from_str(&text).unwrap();
+    all.into_iter()
+        .filter(|r| r["model"] == "documents.document")
+        .map(|r| {
+            let f = r["fields"].clone();
+            (f["original_filename"].as_str().unwrap().to_string(), f)
+        })
+        .collect()
+}
+
+/// `target/<profile>/paperboy-worker`.
+fn worker_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps")
+        .join("paperboy-worker");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build -p paperboy-worker` first",
+        bin.display()
+    );
+    bin
+}
+
+/// One test's private archive: Redis prefix, database, folders, and a worker serving them.
+struct Archive {
+    redis: TestRedis,
+    queue: Queue,
+    db: Db,
+    dir: tempfile::TempDir,
+    worker: Option<tokio::process::Child>,
+}
+
+impl Archive {
+    async fn new(tdb: &TestDb) -> Archive {
+        migrate::migrate_latest(&tdb.db).await.expect("migrate");
+        let redis = TestRedis::new();
+        let queue = redis.queue().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("consume")).unwrap();
+        let mut a = Archive {
+            redis,
+            queue,
+            db: tdb.db.clone(),
+            dir,
+            worker: None,
+        };
+        a.worker = Some(a.spawn_worker(&tdb.url));
+        a
+    }
+
+    fn spawn_worker(&self, db_url: &str) -> tokio::process::Child {
+        tokio::process::Command::new(worker_binary())
+            .env_clear()
+            .env("PAPERBOY_REDIS_URL", &self.redis.url)
+            .env("PAPERBOY_REDIS_PREFIX", &self.redis.prefix)
+            .env("PAPERBOY_DATA_DIR", self.data())
+            .env("PAPERBOY_MEDIA_ROOT", self.media())
+            .env("PAPERBOY_CONSUMPTION_DIR", self.consume_dir())
+            .env("PAPERBOY_DATABASE_URL", db_url)
+            .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
+            .env("PAPERBOY_LOG_LEVEL", "warn")
+            .args(["--queues", "consume,thumbnails"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start paperboy-worker")
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn media(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+    fn consume_dir(&self) -> PathBuf {
+        self.dir.path().join("consume")
+    }
+    fn staging(&self) -> PathBuf {
+        self.data().join(staging::STAGING_DIR)
+    }
+
+    /// Stages `file` as the CLI does, enqueues its consume job and waits for its end.
+    async fn consume(&self, file: &Path, source: Option<&str>) -> (JobRecord, PathBuf) {
+        let staged = staging::stage_into(&self.staging(), file).expect("stage");
+        let job = Job::Consume(ConsumeArgs {
+            staged: staged.relative.clone(),
+            original_filename: staged.original_filename.clone(),
+            tags: vec![],
+            source: source.map(str::to_string),
+        });
+        let id = self.queue.enqueue(&job).await.unwrap().id().to_string();
+        (self.wait(&id).await, staged.path)
+    }
+
+    async fn wait(&self, id: &str) -> JobRecord {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = self.queue.get(id).await.unwrap();
+            if r.state.is_terminal() {
+                return r;
+            }
+            assert!(
+                !matches!(r.state, JobState::Scheduled),
+                "job {id} failed transiently (is being retried): {:?}",
+                r.errors
+            );
+            assert!(Instant::now() < deadline, "job {id} did not end: {r:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    fn files_in(&self, folder: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.media().join(folder))
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn error_of(r: &JobRecord) -> String {
+    r.errors
+        .last()
+        .map(|e| e.message.clone())
+        .unwrap_or_default()
+}
+
+/// Width and height of a lossy WebP (simple `VP8 ` format, what the worker writes).
+fn webp_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.len() > 30, "WebP too short");
+    assert_eq!(&bytes[..4], b"RIFF", "not a RIFF file");
+    assert_eq!(&bytes[8..12], b"WEBP", "not WebP");
+    assert_eq!(&bytes[12..16], b"VP8 ", "not a lossy WebP");
+    assert_eq!(&bytes[23..26], &[0x9d, 0x01, 0x2a], "bad VP8 start code");
+    let w = u16::from_le_bytes([bytes[26], bytes[27]]) & 0x3fff;
+    let h = u16::from_le_bytes([bytes[28], bytes[29]]) & 0x3fff;
+    (u32::from(w), u32::from(h))
+}
+
+/// The words of a text, sorted.
+fn words(s: &str) -> Vec<&str> {
+    let mut w: Vec<&str> = s.split_whitespace().collect();
+    w.sort_unstable();
+    w
+}
+
+/// Created dates that paperless's users changed by hand after consumption (the content says
+/// otherwise), or that come from OCR we do not run yet.
+const CREATED_EDITED_BY_HAND: &[&str] = &["tax_assessment_2023.pdf"];
+
+// ---- the cases ------------------------------------------------------------------------------
+
+async fn every_fixture_file(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let want = manifest();
+    let started = Instant::now();
+    let files = fixture_files();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let input = std::fs::read(file).unwrap();
+        let (r, staged) = a.consume(file, None).await;
+        assert_eq!(r.state, JobState::Succeeded, "{name}: {:?}", r.errors);
+        let result = r.result.clone().unwrap();
+        let id = result["document_id"]
+            .as_i64()
+            .expect("document_id in the result");
+        let doc = documents::get(&a.db, id).await.unwrap().unwrap();
+        let pl = want
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} not in the manifest"));
+        let pl_mime = pl["mime_type"].as_str().unwrap();
+        let has_archive = !pl["archive_checksum"].is_null();
+
+        assert_eq!(
+            doc.checksum,
+            pl["checksum"].as_str().unwrap(),
+            "{name} checksum"
+        );
+        assert_eq!(doc.mime_type, pl_mime, "{name} mime type");
+        assert_eq!(doc.original_filename.as_deref(), Some(name.as_str()));
+        let stem = Path::new(&name).file_stem().unwrap().to_string_lossy();
+        assert_eq!(doc.title, stem, "{name} title");
+        assert_eq!(result["title"], doc.title.as_str());
+
+        // Pages: paperless's count for PDFs; images and text are one page here (paperless
+        // leaves page_count empty for them).
+        let pages = if pl_mime == "application/pdf" {
+            pl["page_count"].as_i64().unwrap()
+        } else {
+            1
+        };
+        assert_eq!(doc.page_count, Some(pages), "{name} page count");
+
+        // Text: PDFs with a text layer and text files as paperless read them; scans (the ones
+        // paperless OCR'd into an archive version) have no content until OCR arrives.
+        let pl_content = pl["content"].as_str().unwrap();
+        if has_archive {
+            assert_eq!(doc.content, "", "{name}: no OCR yet");
+        } else if pl_mime == "text/plain" {
+            assert_eq!(doc.content, pl_content, "{name} content");
+        } else {
+            // Same words; the order may differ where a PDF draws text out of reading order
+            // (the warranty's "ASN00042" label comes first in its content stream).
+            assert_eq!(words(&doc.content), words(pl_content), "{name} content");
+        }
+
+        // The created date: from the content like paperless where there is text.
+        if !has_archive && !CREATED_EDITED_BY_HAND.contains(&name.as_str()) {
+            assert_eq!(
+                doc.created,
+                pl["created"].as_str().unwrap(),
+                "{name} created"
+            );
+        }
+
+        // Files: the original byte for byte, the thumbnail a lossy WebP ≤ 500 px wide.
+        let filename = doc.filename.clone().expect("filename set");
+        assert_eq!(
+            filename,
+            format!(
+                "{id:07}.{}",
+                Path::new(&filename).extension().unwrap().to_string_lossy()
+            )
+        );
+        let stored = std::fs::read(a.media().join("originals").join(&filename)).unwrap();
+        assert!(stored == input, "{name}: stored original differs");
+        let thumb = std::fs::read(a.media().join("thumbnails").join(format!("{id:07}.webp")))
+            .unwrap_or_else(|e| panic!("{name}: thumbnail: {e}"));
+        let (w, h) = webp_size(&thumb);
+        assert!(
+            (100..=500).contains(&w) && h >= 100,
+            "{name}: thumbnail {w}×{h}"
+        );
+
+        // The staged copy is gone.
+        assert!(
+            !staged.exists(),
+            "{name}: staged copy left at {}",
+            staged.display()
+        );
+    }
+    assert_eq!(documents::count(&a.db).await.unwrap(), files.len() as i64);
+    eprintln!(
+        "{} fixture files consumed in {:.1} s",
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    tdb.cleanup().await;
+}
+
+async fn bad_file_is_refused_and_kept(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    // An .exe-like blob, dropped into the consumption folder.
+    let mut blob = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff".to_vec();
+    blob.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let src = a.consume_dir().join("setup.pdf");
+    std::fs::write(&src, &blob).unwrap();
+    let (r, staged) = a.consume(&src, Some("setup.pdf")).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert_eq!(r.attempts, 1, "a permanent error is not retried");
+    let err = error_of(&r);
+    assert!(err.contains("setup.pdf"), "{err}");
+    assert!(err.contains("Windows executable"), "{err}");
+    assert!(err.contains("PDF, PNG, JPEG"), "{err}");
+    assert!(
+        err.contains(&staged.display().to_string()),
+        "says where the input is: {err}"
+    );
+    // The staged copy stays, the source went to failed/ (not deleted).
+    assert_eq!(std::fs::read(&staged).unwrap(), blob);
+    assert!(!src.exists());
+    assert_eq!(
+        std::fs::read(a.consume_dir().join("failed/setup.pdf")).unwrap(),
+        blob
+    );
+    assert!(err.contains("failed"), "{err}");
+
+    // Random bytes without a source: refused, staged copy kept.
+    let noise: Vec<u8> = (0..2048u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8 ^ 0xA5)
+        .collect();
+    let f = a.dir.path().join("noise.bin");
+    std::fs::write(&f, &noise).unwrap();
+    let (r, staged) = a.consume(&f, None).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert!(
+        error_of(&r).contains("unsupported file type"),
+        "{}",
+        error_of(&r)
+    );
+    assert!(staged.exists());
+
+    assert_eq!(documents::count(&a.db).await.unwrap(), 0);
+    assert!(a.files_in("originals").is_empty());
+    assert!(a.files_in("thumbnails").is_empty());
+    tdb.cleanup().await;
+}
+
+async fn duplicate_is_refused(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/meeting_notes.txt");
+    let (first, _) = a.consume(&file, None).await;
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    let id = first.result.unwrap()["document_id"].as_i64().unwrap();
+    let (second, staged) = a.consume(&file, None).await;
+    assert_eq!(second.state, JobState::Dead, "{second:?}");
+    let err = error_of(&second);
+    assert!(
+        err.contains(&format!("duplicate of meeting_notes (#{id})")),
+        "{err}"
+    );
+    assert!(staged.exists(), "the refused input is kept");
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert_eq!(a.files_in("originals"), vec![format!("{id:07}.txt")]);
+    tdb.cleanup().await;
+}
+
+async fn db_failure_leaves_no_file(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    // A row that already claims the file name the next document gets (id 2): the consume's
+    // UPDATE of its file name fails after the files were written, inside the transaction.
+    let mut tx = a.db.begin().await.unwrap();
+    let first = documents::insert(
+        &mut tx,
+        &NewDocument {
+            title: "squatter".into(),
+            mime_type: "text/plain".into(),
+            checksum: "0".repeat(64),
+            created: "2024-01-01".into(),
+            filename: Some("0000002.txt".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(first, 1);
+
+    let file = fixtures().join("consume-input/meeting_notes.txt");
+    let (r, staged) = a.consume(&file, None).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    let err = error_of(&r);
+    assert!(err.to_lowercase().contains("unique"), "{err}");
+    // No row, no file, the input kept.
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert!(
+        a.files_in("originals").is_empty(),
+        "{:?}",
+        a.files_in("originals")
+    );
+    assert!(
+        a.files_in("thumbnails").is_empty(),
+        "{:?}",
+        a.files_in("thumbnails")
+    );
+    assert!(staged.exists());
+    tdb.cleanup().await;
+}
+
+async fn thumbnails_regenerate(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let mut ids = Vec::new();
+    for name in [
+        "acme_invoice_2024-03.pdf",
+        "receipt_grocery.jpg",
+        "meeting_notes.txt",
+    ] {
+        let (r, _) = a
+            .consume(&fixtures().join("consume-input").join(name), None)
+            .await;
+        assert_eq!(r.state, JobState::Succeeded, "{name}: {:?}", r.errors);
+        ids.push(r.result.unwrap()["document_id"].as_i64().unwrap());
+    }
+    let thumb = |id: i64| a.media().join("thumbnails").join(format!("{id:07}.webp"));
+    let before = std::fs::read(thumb(ids[0])).unwrap();
+    for id in &ids {
+        std::fs::remove_file(thumb(*id)).unwrap();
+    }
+
+    // One document.
+    let job = a
+        .queue
+        .enqueue(&Job::Thumbnails {
+            document: Some(ids[0]),
+            batch: None,
+        })
+        .await
+        .unwrap();
+    let r = a.wait(job.id()).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    assert_eq!(
+        std::fs::read(thumb(ids[0])).unwrap(),
+        before,
+        "same code, same thumbnail"
+    );
+
+    // Every document: fans out batches.
+    let job = a
+        .queue
+        .enqueue(&Job::Thumbnails {
+            document: None,
+            batch: None,
+        })
+        .await
+        .unwrap();
+    let r = a.wait(job.id()).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    assert_eq!(r.result.as_ref().unwrap()["documents"], 3);
+    assert_eq!(r.result.as_ref().unwrap()["batches"], 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids.iter().all(|id| thumb(*id).exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not regenerate every thumbnail"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &ids {
+        let (w, _) = webp_size(&std::fs::read(thumb(*id)).unwrap());
+        assert!(w <= 500);
+    }
+
+    // A missing document is a permanent failure.
+    let job = a
+        .queue
+        .enqueue(&Job::Thumbnails {
+            document: Some(999),
+            batch: None,
+        })
+        .await
+        .unwrap();
+    let r = a.wait(job.id()).await;
+    assert_eq!(r.state, JobState::Dead);
+    assert!(
+        error_of(&r).contains("document 999 not found"),
+        "{}",
+        error_of(&r)
+    );
+    tdb.cleanup().await;
+}
+
+// ---- both engines -----------------------------------------------------------------------------
+
+async fn run<F, Fut>(engine: Engine, case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    case(TestDb::new(engine).await).await;
+}
+
+macro_rules! on_both_engines {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::run(paperboy_shared::db::Engine::Sqlite, super::$case).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::run(paperboy_shared::db::Engine::Postgres, super::$case).await
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    every_fixture_file,
+    bad_file_is_refused_and_kept,
+    duplicate_is_refused,
+    db_failure_leaves_no_file,
+    thumbnails_regenerate,
+);
