@@ -73,6 +73,20 @@ impl Setup {
         Worker(cmd.spawn().expect("start paperboy-worker"))
     }
 
+    /// The worker's default SQLite database, migrated.
+    async fn migrated_db(&self) -> (String, paperboy_shared::db::Db) {
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            self.dir.path().join("data/paperboy.sqlite3").display()
+        );
+        std::fs::create_dir_all(self.dir.path().join("data")).unwrap();
+        let db = paperboy_shared::db::Db::connect(&url).await.unwrap();
+        paperboy_shared::db::migrate::migrate_latest(&db)
+            .await
+            .unwrap();
+        (url, db)
+    }
+
     fn write(&self, rel: &str, content: &str) {
         let p = self.consume().join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -136,6 +150,7 @@ async fn a_dropped_file_becomes_one_consume_job_and_leaves_the_folder() {
     s.write("early.txt", "early bird");
     s.write("._early.txt", "macOS resource fork");
     s.write("sub/nested.txt", "not recursive: stays");
+    let _db = s.migrated_db().await;
     let _w = s.worker(&[]);
     let q = s.redis.queue().await;
     // Dropped while it runs: inotify wakes it.
@@ -174,6 +189,7 @@ async fn a_dropped_file_becomes_one_consume_job_and_leaves_the_folder() {
 #[tokio::test]
 async fn two_workers_on_one_folder_take_each_file_once() {
     let s = Setup::new();
+    let _db = s.migrated_db().await;
     let _a = s.worker(&[]);
     let _b = s.worker(&[]);
     let q = s.redis.queue().await;
@@ -183,6 +199,15 @@ async fn two_workers_on_one_folder_take_each_file_once() {
     }
     let jobs = wait_for_sources(&q, 20, 30).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // All twenty consumed: none was refused as a duplicate of a double take.
+    for (source, recs) in wait_all_terminal(&q, 60).await {
+        assert_eq!(
+            recs[0].state,
+            paperboy_shared::queue::JobState::Succeeded,
+            "{source}: {:?}",
+            recs[0].errors
+        );
+    }
     let jobs_after = jobs_by_source(&q).await;
     assert_eq!(jobs_after.len(), 20);
     for (source, recs) in &jobs_after {
@@ -245,4 +270,65 @@ async fn recursive_polling_mode_and_files_claimed_by_a_dead_watcher() {
         panic!("not a consume job")
     };
     assert!(c.tags.is_empty());
+}
+
+/// Polls until every job of the instance is terminal, or panics after `secs`.
+async fn wait_all_terminal(q: &Queue, secs: u64) -> HashMap<String, Vec<JobRecord>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let jobs = jobs_by_source(q).await;
+        if jobs.values().flatten().all(|r| r.state.is_terminal()) {
+            return jobs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "consume jobs not finished within {secs} s: {:?}",
+            jobs.values()
+                .flatten()
+                .map(|r| (r.id.clone(), r.state))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_watched_file_is_consumed_and_a_refused_one_is_put_in_failed() {
+    let s = Setup::new();
+    let (_url, db) = s.migrated_db().await;
+    let _w = s.worker(&[]);
+    let q = s.redis.queue().await;
+    s.write("notes.txt", "Meeting notes of 12.03.2024: nothing decided.");
+    // Not a type paperboy takes (an ELF header).
+    std::fs::write(
+        s.consume().join("program.bin"),
+        b"\x7fELF\x02\x01\x01\0binary",
+    )
+    .unwrap();
+    wait_for_sources(&q, 2, 20).await;
+    let jobs = wait_all_terminal(&q, 30).await;
+
+    let ok = &jobs["notes.txt"][0];
+    assert_eq!(
+        ok.state,
+        paperboy_shared::queue::JobState::Succeeded,
+        "{ok:?}"
+    );
+    let id = ok.result.as_ref().unwrap()["document_id"].as_i64().unwrap();
+    let doc = paperboy_shared::db::documents::get(&db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.original_filename.as_deref(), Some("notes.txt"));
+    assert!(doc.content.contains("nothing decided"), "{:?}", doc.content);
+
+    let bad = &jobs["program.bin"][0];
+    assert_eq!(bad.state, paperboy_shared::queue::JobState::Dead, "{bad:?}");
+    let msg = &bad.errors.last().unwrap().message;
+    assert!(msg.contains("failed"), "{msg}");
+    assert_eq!(remaining(&s.consume()), ["failed/program.bin"]);
+    assert_eq!(
+        std::fs::read(s.consume().join("failed/program.bin")).unwrap(),
+        b"\x7fELF\x02\x01\x01\0binary"
+    );
 }

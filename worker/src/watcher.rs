@@ -17,8 +17,8 @@
 //! Differences from paperless-ngx: the claim step makes several watchers on one folder safe
 //! (upstream supports one consumer process only), and the file leaves the folder as soon as its
 //! job is enqueued (upstream keeps it there until the consumer is done with it), so a failed
-//! consume never re-triggers from the folder; the consumer keeps the staged copy of a failed file
-//! for the operator instead.
+//! consume never re-triggers from the folder; the consumer copies a file it refuses into
+//! `<dir>/failed/` for the operator (and keeps its staged copy for `paperboy jobs retry`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Name of the claim folder inside the consumption folder.
 pub const CLAIM_DIR: &str = ".paperboy";
-/// Sub-folder of the consumption folder never scanned (where failed files may be put).
-pub const FAILED_DIR: &str = "failed";
+/// Sub-folder of the consumption folder never scanned: where the consumer puts failed files.
+use crate::jobs::consume::FAILED_DIR;
 /// Longest time between two full scans.
 const SAFETY_SCAN: Duration = Duration::from_secs(30);
 

@@ -165,7 +165,7 @@ async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) ->
         ));
     }
     if let Some(src) = &st.args.source {
-        match move_to_failed(config, src) {
+        match move_to_failed(config, src, &st.staged_path) {
             Ok(Some(to)) => msg.push_str(&format!("; {src} was moved to {}", to.display())),
             Ok(None) => {}
             Err(e) => msg.push_str(&format!(
@@ -188,13 +188,17 @@ fn source_path(config: &paperboy_shared::config::Config, source: &str) -> PathBu
 }
 
 /// Moves the source file to `CONSUMPTION_DIR/failed/<name>` (never deletes it; a name already
-/// taken gets ` (1)`, ` (2)`, … before its extension). None if the source is gone already.
+/// taken gets ` (1)`, ` (2)`, … before its extension). The folder watcher takes a file out of
+/// the folder as soon as it is enqueued: then the staged copy is *copied* there instead (and
+/// stays staged, so `paperboy jobs retry` still finds it). None if neither exists.
 fn move_to_failed(
     config: &paperboy_shared::config::Config,
     source: &str,
+    staged: &Path,
 ) -> std::io::Result<Option<PathBuf>> {
     let from = source_path(config, source);
-    if !from.exists() {
+    let copy_staged = !from.exists();
+    if copy_staged && (staged.as_os_str().is_empty() || !staged.is_file()) {
         return Ok(None);
     }
     let dir = config.consumption_dir.join(FAILED_DIR);
@@ -216,6 +220,11 @@ fn move_to_failed(
     while to.exists() {
         to = dir.join(format!("{stem} ({n}){ext}"));
         n += 1;
+    }
+    if copy_staged {
+        std::fs::copy(staged, &to)?;
+        std::fs::File::open(&to)?.sync_all()?;
+        return Ok(Some(to));
     }
     match std::fs::rename(&from, &to) {
         Ok(()) => Ok(Some(to)),
@@ -574,14 +583,24 @@ mod tests {
         .unwrap();
         c.consumption_dir = tmp.path().to_path_buf();
         std::fs::write(tmp.path().join("bad.exe"), b"MZ1").unwrap();
-        let to = move_to_failed(&c, "bad.exe").unwrap().unwrap();
+        let none = Path::new("");
+        let to = move_to_failed(&c, "bad.exe", none).unwrap().unwrap();
         assert_eq!(to, tmp.path().join("failed/bad.exe"));
         std::fs::write(tmp.path().join("bad.exe"), b"MZ2").unwrap();
         let abs = tmp.path().join("bad.exe");
-        let to2 = move_to_failed(&c, abs.to_str().unwrap()).unwrap().unwrap();
+        let to2 = move_to_failed(&c, abs.to_str().unwrap(), none)
+            .unwrap()
+            .unwrap();
         assert_eq!(to2, tmp.path().join("failed/bad (1).exe"));
         assert_eq!(std::fs::read(&to).unwrap(), b"MZ1");
         assert_eq!(std::fs::read(&to2).unwrap(), b"MZ2");
-        assert_eq!(move_to_failed(&c, "gone.pdf").unwrap(), None);
+        assert_eq!(move_to_failed(&c, "gone.pdf", none).unwrap(), None);
+        // Taken by the watcher: the staged copy is copied to failed/ and stays staged.
+        let staged = tmp.path().join("staged-gone.pdf");
+        std::fs::write(&staged, b"%PDF-broken").unwrap();
+        let to3 = move_to_failed(&c, "gone.pdf", &staged).unwrap().unwrap();
+        assert_eq!(to3, tmp.path().join("failed/gone.pdf"));
+        assert_eq!(std::fs::read(&to3).unwrap(), b"%PDF-broken");
+        assert!(staged.exists());
     }
 }
