@@ -255,6 +255,44 @@ async fn a_job_whose_worker_always_dies_is_dead_after_max_starts() {
     assert!(q.fetch("w", Q, 10, &short).await.unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn failed_attempts_are_not_counted_as_crashes() {
+    // A start that ended with a reported failure is not a start "without an end": a job that
+    // failed twice (transient) and then lost its worker once has crashed once, not three times.
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let short = test_options(ms(150));
+    let id = new_id(&q, &ping()).await;
+    for attempt in 1..=2 {
+        let w = format!("w{attempt}");
+        take(&q, &w, Q, &id, &short).await;
+        let rep = q
+            .report(
+                &w,
+                Q,
+                &id,
+                failed(attempt, "flaky", ErrorClass::Transient, Some(ms(0))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rep, Reported::Retrying);
+        assert_eq!(q.maintain(Q, &short).await.unwrap().promoted, 1);
+    }
+    take(&q, "crashes", Q, &id, &short).await;
+    let m = maintain_until_recovery(&q, Q, &short).await;
+    assert_eq!((m.recovered, m.poisoned), (1, 0), "one crash is not poison");
+    let r = q.get(&id).await.unwrap();
+    assert_eq!((r.state, r.attempts, r.starts), (JobState::Waiting, 2, 3));
+    let f = take(&q, "w4", Q, &id, &short).await;
+    assert_eq!(f.starts, 4);
+    assert_eq!(
+        q.report("w4", Q, &id, Outcome::Succeeded(json!(1)))
+            .await
+            .unwrap(),
+        Reported::Succeeded
+    );
+}
+
 // ---- retries ---------------------------------------------------------------------------------
 
 #[tokio::test]

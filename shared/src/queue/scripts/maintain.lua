@@ -29,14 +29,18 @@ for _, worker in ipairs(gone) do
     local jk = jkey(id)
     local f = redis.call('HMGET', jk, 'state', 'starts', 'attempts')
     if f[1] == 'running' then
-      local starts = tonumber(f[2]) or 0
+      -- Poison = starts without an end. A start that ended in a reported failure is counted in
+      -- `attempts` (and a released start is uncounted), so the crashes are starts - attempts:
+      -- a job that failed twice and then lost its worker once crashed once, not three times.
+      local attempts = tonumber(f[3]) or 0
+      local crashes = (tonumber(f[2]) or 0) - attempts
       redis.call('ZREM', K_RUNNING, id)
-      if starts >= max_starts then
+      if crashes >= max_starts then
         push_error(jk, cjson.encode({
-          attempt = (tonumber(f[3]) or 0) + 1,
+          attempt = attempts + 1,
           at_ms = now,
           class = 'permanent',
-          message = 'the worker running it died ' .. starts .. ' times (poison job?)',
+          message = 'the worker running it died ' .. crashes .. ' times (poison job?)',
           worker = worker,
         }))
         finish(jk, id, 'dead', now)
