@@ -167,8 +167,12 @@ async fn an_expired_lease_hands_the_job_to_another_worker_and_fences_the_first()
         .await
         .unwrap();
     assert_eq!(late, Reported::Stale);
-    let hb = q.heartbeat("dies", &[Q.to_string()], &short).await.unwrap();
+    let hb = q
+        .heartbeat("dies", &[Q.to_string()], &short, &[(Q.into(), id.clone())])
+        .await
+        .unwrap();
     assert_eq!(hb.lost, vec![Q.to_string()]);
+    assert_eq!(hb.gone, vec![id.clone()], "told to stop its run");
     assert_eq!(q.get(&id).await.unwrap().state, JobState::Running);
 
     let rep = q
@@ -179,6 +183,54 @@ async fn an_expired_lease_hands_the_job_to_another_worker_and_fences_the_first()
     let r = q.get(&id).await.unwrap();
     assert_eq!(r.state, JobState::Succeeded);
     assert_eq!(r.result, Some(json!("ok")));
+}
+
+#[tokio::test]
+async fn a_job_taken_back_and_fetched_again_by_the_same_worker_is_held_again() {
+    // The worker was too slow (frozen past its lease): its job went back and it fetched it
+    // again before its next heartbeat. The heartbeat says the lease was lost, but the job is
+    // held again: only the runs asked about that are no longer held are to be stopped.
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let short = test_options(ms(200));
+    let id = new_id(&q, &ping()).await;
+    let other = new_id(&q, &ping()).await;
+    assert_eq!(q.fetch("slow", Q, 10, &short).await.unwrap().len(), 2);
+    let m = maintain_until_recovery(&q, Q, &short).await;
+    assert_eq!(m.recovered, 2);
+    // One goes to another worker, the other back to "slow".
+    let to_fast = q.fetch("fast", Q, 1, &short).await.unwrap().pop().unwrap();
+    let again = q.fetch("slow", Q, 1, &short).await.unwrap().pop().unwrap();
+    assert_eq!(again.starts, 2);
+    let mut both = vec![to_fast.id.clone(), again.id.clone()];
+    both.sort();
+    let mut want = vec![id.clone(), other.clone()];
+    want.sort();
+    assert_eq!(both, want);
+    // "slow" asks about the runs it had before (both): only the one now run by "fast" is gone.
+    let hb = q
+        .heartbeat(
+            "slow",
+            &[Q.to_string()],
+            &short,
+            &[(Q.into(), id.clone()), (Q.into(), other.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(hb.lost, vec![Q.to_string()]);
+    assert_eq!(hb.gone, vec![to_fast.id.clone()]);
+    assert_eq!(
+        q.report("slow", Q, &again.id, Outcome::Succeeded(json!(2)))
+            .await
+            .unwrap(),
+        Reported::Succeeded
+    );
+    assert_eq!(
+        q.report("slow", Q, &to_fast.id, Outcome::Succeeded(json!(1)))
+            .await
+            .unwrap(),
+        Reported::Stale
+    );
 }
 
 #[tokio::test]
@@ -194,10 +246,11 @@ async fn a_heartbeating_worker_keeps_its_job_past_the_lease() {
     while std::time::Instant::now() < until {
         if last_hb.elapsed() >= ms(100) {
             let hb = q
-                .heartbeat("alive", &[Q.to_string()], &short)
+                .heartbeat("alive", &[Q.to_string()], &short, &[(Q.into(), id.clone())])
                 .await
                 .unwrap();
             assert!(hb.lost.is_empty(), "lease lost while heartbeating");
+            assert!(hb.gone.is_empty(), "job taken while heartbeating");
             last_hb = std::time::Instant::now();
         }
         let m = q.maintain(Q, &short).await.unwrap();
@@ -554,8 +607,12 @@ async fn cancel_ends_waiting_and_scheduled_jobs_and_asks_running_ones() {
     // Running: asked; the worker learns it at its heartbeat and reports cancelled.
     assert_eq!(q.cancel(&b).await.unwrap(), JobState::Running);
     assert!(q.get(&b).await.unwrap().cancel_requested);
-    let hb = q.heartbeat("w", &queues, &opts).await.unwrap();
+    let hb = q
+        .heartbeat("w", &queues, &opts, &[(Q.into(), b.clone())])
+        .await
+        .unwrap();
     assert_eq!(hb.cancel, vec![b.clone()]);
+    assert!(hb.gone.is_empty());
     assert_eq!(
         q.report("w", Q, &b, Outcome::Cancelled).await.unwrap(),
         Reported::Cancelled

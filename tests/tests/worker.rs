@@ -408,3 +408,41 @@ async fn a_worker_rides_out_a_redis_restart() {
     assert!(w.is_running());
 }
 
+// ---- fencing ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_worker_frozen_past_its_lease_does_not_strand_the_job_it_takes_again() {
+    // The worker is frozen (SIGSTOP: a VM pause, a stalled host) longer than its lease; its job
+    // is taken back. When it thaws, its heartbeat learns the lease was lost and the same worker
+    // may take the job again at once: the job must still end (no run stopped without a report
+    // while the job stays "running").
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let opts = paperboy_tests::redis::test_options(secs(1));
+    let mut w = started(
+        &q,
+        &WorkerBuilder::new(&t.url, &t.prefix)
+            .lease_secs(1)
+            .concurrency(2),
+    )
+    .await;
+    let id = enqueue(&q, &ping(1500)).await;
+    wait_state(&q, &id, JobState::Running, secs(10)).await;
+    w.signal("STOP");
+    // This test is the sweeper: the frozen worker's lease runs out, the job goes back.
+    let m = eventually(
+        "the frozen worker's job to be taken back",
+        secs(10),
+        || async {
+            let m = q.maintain("ping", &opts).await.ok()?;
+            (m.recovered > 0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(m.recovered, 1);
+    w.signal("CONT");
+    let r = wait_state(&q, &id, JobState::Succeeded, secs(15)).await;
+    assert_eq!(result_pid(&r), w.pid);
+    assert_eq!(r.recovered, 1);
+    assert!(w.is_running());
+}

@@ -14,6 +14,7 @@
 //! - probes every second: Redis and the database answer (`/readyz`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -217,6 +218,10 @@ enum Phase {
 }
 
 struct Running {
+    /// Which run of the job this is. A job taken back (this worker's lease expired) can come
+    /// back to this same worker while the first run still ends: the entry belongs to the newest
+    /// run, and an older run's supervisor must neither report nor remove it.
+    run: u64,
     queue: String,
     kind: &'static str,
     cancel: watch::Sender<bool>,
@@ -235,6 +240,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     running: Mutex<HashMap<String, Running>>,
+    /// Source of `Running::run`.
+    runs: AtomicU64,
 }
 
 /// A stop request: the number of SIGTERM/SIGINT received (0 = none; 2 = hurry, skip the rest of
@@ -387,6 +394,7 @@ pub async fn run(
         metrics,
         health,
         running: Mutex::new(HashMap::new()),
+        runs: AtomicU64::new(0),
     });
 
     // Register (retrying while Redis is away).
@@ -646,9 +654,11 @@ impl Worker {
             Err(_) => kind_label(&fetched.payload),
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        self.running.lock().expect("running lock").insert(
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
+        let older = self.running.lock().expect("running lock").insert(
             fetched.id.clone(),
             Running {
+                run,
                 queue: fetched.queue.clone(),
                 kind,
                 cancel: cancel_tx,
@@ -656,6 +666,16 @@ impl Worker {
                 phase: Phase::Handling,
             },
         );
+        // Fetched again while an earlier run of it is still here: the job was taken back from
+        // this worker (lease expired) and given to it anew, so the earlier run is fenced.
+        if let Some(old) = older
+            && old.phase == Phase::Handling
+        {
+            if let Some(a) = &old.abort {
+                a.abort();
+            }
+            self.metrics.job_fenced(&fetched.id, old.kind, &old.queue);
+        }
         self.metrics.job_started(
             &fetched.id,
             kind,
@@ -666,13 +686,14 @@ impl Worker {
         let this = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            this.supervise(fetched, parsed, kind, cancel_rx).await;
+            this.supervise(fetched, run, parsed, kind, cancel_rx).await;
         });
     }
 
     async fn supervise(
         self: Arc<Self>,
         fetched: Fetched,
+        run: u64,
         parsed: Result<Job, String>,
         kind: &'static str,
         cancel_rx: watch::Receiver<bool>,
@@ -694,12 +715,11 @@ impl Worker {
                 let handler = tokio::spawn(async move { jobs::run(job, &ctx).await });
                 {
                     let mut running = self.running.lock().expect("running lock");
-                    if let Some(r) = running.get_mut(&fetched.id) {
-                        if r.phase == Phase::Handling {
+                    match running.get_mut(&fetched.id) {
+                        Some(r) if r.run == run && r.phase == Phase::Handling => {
                             r.abort = Some(handler.abort_handle());
-                        } else {
-                            handler.abort();
                         }
+                        _ => handler.abort(),
                     }
                 }
                 let res = handler.await;
@@ -722,7 +742,7 @@ impl Worker {
         let report = {
             let mut running = self.running.lock().expect("running lock");
             match running.get_mut(&fetched.id) {
-                Some(r) if r.phase == Phase::Handling => {
+                Some(r) if r.run == run && r.phase == Phase::Handling => {
                     r.phase = Phase::Reporting;
                     true
                 }
@@ -743,10 +763,10 @@ impl Worker {
                 self.report(&fetched, kind, outcome, took).await;
             }
         }
-        self.running
-            .lock()
-            .expect("running lock")
-            .remove(&fetched.id);
+        let mut running = self.running.lock().expect("running lock");
+        if running.get(&fetched.id).is_some_and(|r| r.run == run) {
+            running.remove(&fetched.id);
+        }
     }
 
     /// A throttled, asynchronous progress writer: the handler's calls only replace the latest
@@ -853,12 +873,26 @@ impl Worker {
         victims.len()
     }
 
-    /// The lease of `queue` was lost: its jobs now belong to someone else. Stop them, report
-    /// nothing.
-    fn fence(&self, queue: &str) {
+    /// The runs (job id, run) that were in their handler: what the heartbeat asks about.
+    fn handling(&self) -> Vec<(String, String, u64)> {
+        let running = self.running.lock().expect("running lock");
+        running
+            .iter()
+            .filter(|(_, r)| r.phase == Phase::Handling)
+            .map(|(id, r)| (r.queue.clone(), id.clone(), r.run))
+            .collect()
+    }
+
+    /// These runs' jobs were taken back (this worker's lease expired): they now belong to
+    /// someone else. Stop them, report nothing. Only the runs asked about: a job fetched again
+    /// since (a newer run) is this worker's again and keeps running.
+    fn fence(&self, asked: &[(String, String, u64)], gone: &[String]) {
         let mut running = self.running.lock().expect("running lock");
-        for (id, r) in running.iter_mut() {
-            if r.queue == queue && r.phase == Phase::Handling {
+        for (queue, id, run) in asked.iter().filter(|(_, id, _)| gone.contains(id)) {
+            if let Some(r) = running.get_mut(id)
+                && r.run == *run
+                && r.phase == Phase::Handling
+            {
                 r.phase = Phase::Fenced;
                 if let Some(a) = &r.abort {
                     a.abort();
@@ -874,9 +908,20 @@ impl Worker {
         let every = (self.settings.opts.lease / 3).max(Duration::from_millis(100));
         let mut b = Backoff::default();
         loop {
+            // Taken before the call: a job fetched while it runs is not asked about.
+            let asked = self.handling();
+            let holding: Vec<(String, String)> = asked
+                .iter()
+                .map(|(q, id, _)| (q.clone(), id.clone()))
+                .collect();
             let wait = match self
                 .queue
-                .heartbeat(&self.id, &self.settings.queues, &self.settings.opts)
+                .heartbeat(
+                    &self.id,
+                    &self.settings.queues,
+                    &self.settings.opts,
+                    &holding,
+                )
                 .await
             {
                 Ok(reply) => {
@@ -891,10 +936,12 @@ impl Worker {
                             }
                         }
                     }
+                    if !reply.gone.is_empty() {
+                        self.fence(&asked, &reply.gone);
+                    }
                     if !reply.lost.is_empty() {
                         for q in &reply.lost {
                             tracing::warn!(queue = %q, "lease lost (this worker was too slow or Redis lost its data)");
-                            self.fence(q);
                         }
                         // Take a fresh lease so that this worker serves again.
                         if let Err(e) = self

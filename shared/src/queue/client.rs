@@ -752,7 +752,7 @@ impl Queue {
         p.zadd(k.workers(), &info.id, now).ignore();
         let () = self.pipe(&p).await?;
         for q in &info.queues {
-            let _: (i64, Vec<String>) = self
+            let _: (i64, Vec<String>, Vec<String>) = self
                 .run(&SCRIPTS.heartbeat, q, args![info.id, ms(opts.lease), "1"])
                 .await?;
         }
@@ -866,18 +866,23 @@ impl Queue {
         }
     }
 
-    /// Renews the worker's lease in each queue; reports cancel requests and lost leases.
+    /// Renews the worker's lease in each queue; reports cancel requests, lost leases, and which
+    /// of `running` (queue, job id: what the worker runs, taken before the call) it no longer
+    /// holds.
     pub async fn heartbeat(
         &self,
         worker: &str,
         queues: &[String],
         opts: &WorkerOptions,
+        running: &[(String, JobId)],
     ) -> Result<HeartbeatReply, QueueError> {
         let lease = ms(opts.lease);
         let calls = queues.iter().map(|q| async move {
-            let r: (i64, Vec<String>) = self
-                .run(&SCRIPTS.heartbeat, q, args![worker, lease, "0"])
-                .await?;
+            let mut a = args![worker, lease, "0"];
+            for (_, id) in running.iter().filter(|(rq, _)| rq == q) {
+                a.push(id.as_bytes().to_vec());
+            }
+            let r: (i64, Vec<String>, Vec<String>) = self.run(&SCRIPTS.heartbeat, q, a).await?;
             Ok::<_, QueueError>((q.clone(), r))
         });
         let results = futures::future::try_join_all(calls).await?;
@@ -887,11 +892,12 @@ impl Queue {
         p.pexpire(k.worker(worker), ms(LOST_MARKER) as i64).ignore();
         let () = self.pipe(&p).await?;
         let mut reply = HeartbeatReply::default();
-        for (q, (lost, cancel)) in results {
+        for (q, (lost, cancel, gone)) in results {
             if lost == 1 {
                 reply.lost.push(q);
             }
             reply.cancel.extend(cancel);
+            reply.gone.extend(gone);
         }
         Ok(reply)
     }
