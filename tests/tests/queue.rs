@@ -757,6 +757,10 @@ async fn cleanup_removes_finished_jobs_after_retention_in_bounded_steps_leaving_
     )
     .await
     .unwrap();
+    // A job cancelled while waiting: its id stays in the waiting list (no O(n) LREM) until a
+    // fetch skips it, also once cleanup deleted the job.
+    let c = new_id(&q, &ping()).await;
+    q.cancel(&c).await.unwrap();
     assert!(
         t.keys().await.len() > 250,
         "job hashes exist before cleanup"
@@ -781,7 +785,9 @@ async fn cleanup_removes_finished_jobs_after_retention_in_bounded_steps_leaving_
         passes.push(n);
         assert!(passes.len() < 10, "cleanup does not end: {passes:?}");
     }
-    assert_eq!(passes, [100, 100, 50]);
+    assert_eq!(passes, [100, 100, 51]);
+    assert!(q.fetch("w", Q, 10, &keep).await.unwrap().is_empty());
+    assert_eq!(q.stats(Q).await.unwrap().waiting, 0);
     assert!(matches!(
         q.get(&got[0].id).await,
         Err(QueueError::NotFound(_))

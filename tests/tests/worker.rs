@@ -330,6 +330,47 @@ async fn sigterm_gives_back_a_job_longer_than_the_grace_and_exits_non_zero() {
     assert_eq!(r.starts, 1);
 }
 
+#[tokio::test]
+async fn a_second_sigterm_skips_the_rest_of_the_grace() {
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let b = WorkerBuilder::new(&t.url, &t.prefix).grace_secs(60);
+    let mut w = started(&q, &b).await;
+    let id = enqueue(&q, &ping(60_000)).await;
+    wait_state(&q, &id, JobState::Running, secs(10)).await;
+    w.terminate();
+    // Still waiting for the job within its 60 s grace.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(w.is_running(), "stopped before the grace ended");
+    let asked = std::time::Instant::now();
+    w.terminate();
+    let status = w.wait_exit(secs(10)).await;
+    assert_eq!(status.code(), Some(3), "{}", w.log());
+    assert!(asked.elapsed() < secs(10));
+    let r = q.get(&id).await.unwrap();
+    assert_eq!((r.state, r.starts), (JobState::Waiting, 0));
+}
+
+// ---- cancel ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cancelling_a_running_job_stops_it_on_its_worker() {
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let w = started(&q, &WorkerBuilder::new(&t.url, &t.prefix).lease_secs(1)).await;
+    let id = enqueue(&q, &ping(30_000)).await;
+    wait_state(&q, &id, JobState::Running, secs(10)).await;
+    assert_eq!(q.cancel(&id).await.unwrap(), JobState::Running);
+    // Learnt at the next heartbeat (a third of the lease), stopped at the handler's next check.
+    let r = wait_state(&q, &id, JobState::Cancelled, secs(5)).await;
+    assert_eq!(r.attempts, 0, "a cancel is not a failure");
+    assert_eq!(pid_of(r.worker.as_deref().unwrap()), w.pid);
+    assert_eq!(q.stats("ping").await.unwrap().running, 0);
+    // The worker takes the next job.
+    let next = enqueue(&q, &ping(0)).await;
+    wait_state(&q, &next, JobState::Succeeded, secs(10)).await;
+}
+
 // ---- identity --------------------------------------------------------------------------------
 
 #[tokio::test]
