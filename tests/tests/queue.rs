@@ -5,8 +5,8 @@ use std::time::Duration;
 use paperboy_shared::ErrorClass;
 use paperboy_shared::job::{ConsumeArgs, Job, JobKind};
 use paperboy_shared::queue::{
-    Enqueued, ErrorRecord, Fetched, JobState, Maintenance, Outcome, Queue, QueueError, Reported,
-    WorkerInfo, WorkerOptions,
+    Enqueued, ErrorRecord, Fetched, JobState, Maintenance, Outcome, Progress, Queue, QueueError,
+    Reported, WorkerInfo, WorkerOptions,
 };
 use paperboy_tests::redis::{TestRedis, test_options};
 use paperboy_tests::worker::eventually;
@@ -913,4 +913,36 @@ async fn two_prefixes_do_not_see_each_other_and_queue_keys_share_a_hash_tag() {
     }
     assert!(tagged >= 6, "{keys:?}");
     assert!(b.keys().await.iter().all(|k| !k.contains(&a.prefix)));
+}
+
+// ---- progress --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn progress_is_recorded_while_running_only() {
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let opts = test_options(Duration::from_secs(30));
+    let id = new_id(&q, &ping()).await;
+    let p = Progress {
+        done: 3,
+        total: 10,
+        message: "page 3".into(),
+    };
+    // Not running yet: ignored.
+    q.progress(Q, &id, &p).await.unwrap();
+    assert_eq!(q.get(&id).await.unwrap().progress, Progress::default());
+    take(&q, "w", Q, &id, &opts).await;
+    q.progress(Q, &id, &p).await.unwrap();
+    assert_eq!(q.get(&id).await.unwrap().progress, p);
+    q.report("w", Q, &id, Outcome::Succeeded(json!(1)))
+        .await
+        .unwrap();
+    // A late write after the end changes nothing.
+    let late = Progress {
+        done: 9,
+        ..p.clone()
+    };
+    q.progress(Q, &id, &late).await.unwrap();
+    let r = q.get(&id).await.unwrap();
+    assert_eq!((r.state, r.progress), (JobState::Succeeded, p));
 }
