@@ -665,6 +665,31 @@ async fn cancel_ends_waiting_and_scheduled_jobs_and_asks_running_ones() {
     assert_eq!(cancelled.len(), 1, "only b is still cancelled");
 }
 
+#[tokio::test]
+async fn a_running_job_asked_to_cancel_whose_worker_dies_is_cancelled_not_rerun() {
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let short = test_options(ms(150));
+    let id = new_id(&q, &ping()).await;
+    take(&q, "dies", Q, &id, &short).await;
+    assert_eq!(q.cancel(&id).await.unwrap(), JobState::Running);
+    // "dies" never heartbeats (so never hears of the cancel): its lease runs out.
+    let r = eventually(
+        "the cancelled job of a dead worker to end",
+        Duration::from_secs(10),
+        || async {
+            q.maintain(Q, &short).await.unwrap();
+            q.get(&id).await.ok().filter(|r| r.state.is_terminal())
+        },
+    )
+    .await;
+    assert_eq!(r.state, JobState::Cancelled);
+    assert_eq!(r.recovered, 0);
+    assert!(q.fetch("other", Q, 10, &short).await.unwrap().is_empty());
+    let s = q.stats(Q).await.unwrap();
+    assert_eq!((s.running, s.finished), (0, 1));
+}
+
 // ---- unique jobs -----------------------------------------------------------------------------
 
 #[tokio::test]

@@ -27,8 +27,13 @@ for _, worker in ipairs(gone) do
   local inflight = inflight_key(worker)
   for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 'state', 'starts', 'attempts')
-    if f[1] == 'running' then
+    local f = redis.call('HMGET', jk, 'state', 'starts', 'attempts', 'cancel')
+    if f[1] == 'running' and f[4] == '1' then
+      -- Someone asked to cancel it and its worker died before stopping it: cancelled, not
+      -- started again.
+      redis.call('ZREM', K_RUNNING, id)
+      finish(jk, id, 'cancelled', now)
+    elseif f[1] == 'running' then
       -- Poison = starts without an end. A start that ended in a reported failure is counted in
       -- `attempts` (and a released start is uncounted), so the crashes are starts - attempts:
       -- a job that failed twice and then lost its worker once crashed once, not three times.
