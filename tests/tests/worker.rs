@@ -487,3 +487,37 @@ async fn a_worker_frozen_past_its_lease_does_not_strand_the_job_it_takes_again()
     assert_eq!(r.recovered, 1);
     assert!(w.is_running());
 }
+
+#[tokio::test]
+async fn a_job_running_through_a_redis_freeze_longer_than_the_lease_still_ends() {
+    // Redis stops answering (SIGSTOP: connections stay open, data kept) for longer than the
+    // lease: when it thaws, the worker's lease has expired in Redis' clock and its own
+    // maintenance may take its job back while the job still runs. Whatever the order, the job
+    // must end, at least once, and the worker must be ready again.
+    let redis = RedisServer::start();
+    let prefix = format!("pbtest:{}", ulid::Ulid::new());
+    let q = Queue::connect(&redis.url(), &prefix).await.unwrap();
+    let w = WorkerBuilder::new(&redis.url(), &prefix)
+        .lease_secs(1)
+        .spawn();
+    w.wait_registered(&q, secs(20)).await;
+    let id = enqueue(&q, &ping(2500)).await;
+    wait_state(&q, &id, JobState::Running, secs(10)).await;
+    redis.pause();
+    let (code, _) = eventually(
+        "/readyz to fail while Redis is frozen",
+        secs(10),
+        || async { w.http_get("/readyz").filter(|(c, _)| *c != 200) },
+    )
+    .await;
+    assert_eq!(code, 503);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.resume();
+    let r = wait_state(&q, &id, JobState::Succeeded, secs(20)).await;
+    assert_eq!(result_pid(&r), w.pid);
+    eventually("/readyz to answer 200 again", secs(20), || async {
+        (w.http_get("/readyz")?.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(q.stats("ping").await.unwrap().running, 0);
+}
