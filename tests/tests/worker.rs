@@ -386,6 +386,30 @@ async fn workers_started_together_differ_and_a_quick_restart_takes_jobs_at_once(
     assert_eq!(ia.host, ic.host);
     assert_eq!(pid_of(&ia.id), a.pid);
     assert_eq!(pid_of(&ic.id), c.pid);
+    // `paperboy status --json` lists both, by these ids.
+    let out = std::process::Command::new(paperboy_tests::worker::binary("paperboy"))
+        .args(["status", "--json"])
+        .env_clear()
+        .env("PAPERBOY_REDIS_URL", &t.url)
+        .env("PAPERBOY_REDIS_PREFIX", &t.prefix)
+        .output()
+        .expect("run paperboy status (cargo build -p paperboy)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let mut listed: Vec<&str> = v["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    listed.sort();
+    let mut want = vec![ia.id.as_str(), ic.id.as_str()];
+    want.sort();
+    assert_eq!(listed, want);
     drop(c);
 
     // SIGKILL and start again at once: the new process is a new worker (its old lease, still
