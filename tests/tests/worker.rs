@@ -545,3 +545,26 @@ async fn a_job_running_through_a_redis_freeze_longer_than_the_lease_still_ends()
     .await;
     assert_eq!(q.stats("ping").await.unwrap().running, 0);
 }
+
+#[tokio::test]
+async fn a_worker_started_before_redis_waits_for_it() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let prefix = format!("pbtest:{}", ulid::Ulid::new());
+    let mut w = WorkerBuilder::new(&redis.url(), &prefix).spawn();
+    let (code, body) = eventually("/readyz to fail without Redis", secs(10), || async {
+        w.http_get("/readyz").filter(|(c, _)| *c != 200)
+    })
+    .await;
+    assert_eq!(code, 503);
+    assert!(body.contains("redis"), "{body}");
+    tokio::time::sleep(secs(1)).await;
+    assert!(w.is_running(), "gave up on Redis:\n{}", w.log());
+    redis.restart();
+    let q = Queue::connect(&redis.url(), &prefix).await.unwrap();
+    w.wait_registered(&q, secs(20)).await;
+    let id = enqueue(&q, &ping(0)).await;
+    let r = wait_state(&q, &id, JobState::Succeeded, secs(10)).await;
+    assert_eq!(result_pid(&r), w.pid);
+}
+
