@@ -568,3 +568,35 @@ async fn a_worker_started_before_redis_waits_for_it() {
     assert_eq!(result_pid(&r), w.pid);
 }
 
+#[tokio::test]
+async fn sigterm_while_redis_is_frozen_still_ends_the_worker_in_bounded_time() {
+    // Redis stops answering while a job runs past the grace: the worker cannot give the job
+    // back (its lease brings it back later) but must still exit, non-zero, in bounded time.
+    let redis = RedisServer::start();
+    let prefix = format!("pbtest:{}", ulid::Ulid::new());
+    let q = Queue::connect(&redis.url(), &prefix).await.unwrap();
+    let mut w = WorkerBuilder::new(&redis.url(), &prefix)
+        .lease_secs(2)
+        .grace_secs(1)
+        .spawn();
+    w.wait_registered(&q, secs(20)).await;
+    let id = enqueue(&q, &ping(60_000)).await;
+    wait_state(&q, &id, JobState::Running, secs(10)).await;
+    redis.pause();
+    let asked = std::time::Instant::now();
+    w.terminate();
+    let status = w.wait_exit(secs(90)).await;
+    let took = asked.elapsed();
+    eprintln!("exited {status} after {took:?}");
+    assert_eq!(status.code(), Some(3), "{}", w.log());
+    redis.resume();
+    assert!(took < secs(15), "took {took:?} to stop");
+    // Its lease brings the job back.
+    let opts = paperboy_tests::redis::test_options(secs(2));
+    eventually("the job to come back", secs(10), || async {
+        q.maintain("ping", &opts).await.ok()?;
+        let r = q.get(&id).await.ok()?;
+        (r.state == JobState::Waiting).then_some(())
+    })
+    .await;
+}

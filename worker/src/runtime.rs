@@ -45,6 +45,11 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Progress writes per job are at most one per this period.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// After a stop request, how long each step that needs Redis may take: waiting for the fetch
+/// loops (beyond [`BLOCK`]), giving the unfinished jobs back, ending the background loops,
+/// unregistering. When Redis does not answer, the stop still ends in bounded time (about the
+/// grace period plus four of these); the jobs not given back return when the lease expires.
+const STOP_STEP: Duration = Duration::from_secs(2);
 
 /// Exit codes of `paperboy-worker run` (also in `--help`).
 pub mod exit {
@@ -472,9 +477,12 @@ pub async fn run(
         }
     }
     let _ = fetch_stop_tx.send(1);
-    for f in fetchers {
-        let _ = f.await;
-    }
+    // A fetch loop stops within BLOCK when Redis answers; when it does not, do not wait for
+    // it (it starts nothing any more: a job it gets now is given back).
+    let fetchers_stopped =
+        tokio::time::timeout(BLOCK + STOP_STEP, futures::future::join_all(fetchers))
+            .await
+            .is_ok();
 
     // Wait for the running jobs, at most the grace period (a second signal cuts it short).
     let deadline = tokio::time::Instant::now() + worker.settings.grace;
@@ -502,15 +510,31 @@ pub async fn run(
     }
 
     let _ = end_tx.send(true);
-    for t in background {
-        let _ = t.await;
+    let _ = tokio::time::timeout(STOP_STEP, futures::future::join_all(background)).await;
+    if !fetchers_stopped {
+        // A fetch loop may still get an id moved into this worker's inflight list: keep the
+        // lease, so that `recover` gives it back once the lease expires.
+        tracing::warn!(
+            worker = %worker.id,
+            code,
+            "worker stopped without unregistering (Redis does not answer); its lease expires"
+        );
+        return code;
     }
     let queues = worker.settings.queues.clone();
-    match worker.queue.unregister_worker(&worker.id, &queues).await {
-        Ok(()) => tracing::info!(worker = %worker.id, released, code, "worker stopped"),
-        Err(e) => {
+    match tokio::time::timeout(
+        STOP_STEP,
+        worker.queue.unregister_worker(&worker.id, &queues),
+    )
+    .await
+    {
+        Ok(Ok(())) => tracing::info!(worker = %worker.id, released, code, "worker stopped"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not unregister (the entry expires with the lease)");
         }
+        Err(_) => tracing::warn!(
+            "could not unregister: Redis does not answer (the entry expires with the lease)"
+        ),
     }
     code
 }
@@ -567,6 +591,11 @@ impl Worker {
                     b.reset();
                     self.redis_answered();
                     for job in jobs {
+                        if *stop.borrow() > 0 {
+                            // Stopping (the fetch answered late): start nothing new.
+                            self.give_back(job).await;
+                            continue;
+                        }
                         match permits.pop() {
                             Some(p) => self.start(job, p),
                             None => self.give_back(job).await,
@@ -857,18 +886,38 @@ impl Worker {
                 })
                 .collect()
         };
+        // All of them within STOP_STEP: a Redis that does not answer must not hold the stop.
+        let deadline = tokio::time::Instant::now() + STOP_STEP;
         for (id, queue, kind) in &victims {
             let mut b = Backoff::default();
-            for _ in 0..5 {
-                match self.queue.release(&self.id, queue, id).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        self.redis_failed("release", &e);
-                        tokio::time::sleep(b.next_delay()).await;
+            let mut given_back = false;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, self.queue.release(&self.id, queue, id)).await {
+                    Ok(Ok(())) => {
+                        given_back = true;
+                        break;
                     }
+                    Ok(Err(e)) => {
+                        self.redis_failed("release", &e);
+                        tokio::time::sleep(b.next_delay().min(left)).await;
+                    }
+                    Err(_) => break,
                 }
             }
-            self.metrics.job_released(id, kind);
+            if given_back {
+                self.metrics.job_released(id, kind);
+            } else {
+                tracing::warn!(
+                    job = %id,
+                    kind,
+                    "unfinished at the end of the grace period and not given back (Redis does \
+                     not answer); it comes back when this worker's lease expires"
+                );
+            }
         }
         victims.len()
     }
