@@ -234,6 +234,48 @@ async fn a_job_taken_back_and_fetched_again_by_the_same_worker_is_held_again() {
 }
 
 #[tokio::test]
+async fn an_id_a_late_blmove_moves_to_a_worker_whose_jobs_were_taken_back_comes_back() {
+    // "w" stopped heartbeating (stalled) but its blocking fetch was still waiting in Redis: after
+    // `recover` took its job back, that BLMOVE moves the job into w's inflight list, and then
+    // "w" dies before `start`. Nothing would look at that list again.
+    let t = TestRedis::new();
+    let q = t.queue().await;
+    let short = test_options(ms(150));
+    let id = new_id(&q, &ping()).await;
+    take(&q, "w", Q, &id, &short).await;
+    assert_eq!(maintain_until_recovery(&q, Q, &short).await.recovered, 1);
+    let k = q.keys();
+    let mut raw = t.raw().await;
+    // What the pending BLMOVE does once the id is back in waiting.
+    let moved: Option<String> = ::redis::cmd("LMOVE")
+        .arg(k.waiting(Q))
+        .arg(k.inflight(Q, "w"))
+        .arg("RIGHT")
+        .arg("LEFT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(moved.as_deref(), Some(id.as_str()));
+    assert!(q.fetch("other", Q, 10, &short).await.unwrap().is_empty());
+    // A little later maintenance looks at w's inflight list once more and gives it back.
+    let f = eventually(
+        "the late-moved job to be waiting again",
+        Duration::from_secs(10),
+        || async {
+            q.maintain(Q, &short).await.unwrap();
+            q.fetch("other", Q, 1, &short).await.unwrap().pop()
+        },
+    )
+    .await;
+    assert_eq!(f.id, id);
+    assert_eq!(f.starts, 2);
+    assert!(
+        !t.keys().await.contains(&k.inflight(Q, "w")),
+        "w's inflight list is gone"
+    );
+}
+
+#[tokio::test]
 async fn a_heartbeating_worker_keeps_its_job_past_the_lease() {
     let t = TestRedis::new();
     let q = t.queue().await;

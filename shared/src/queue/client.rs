@@ -27,6 +27,11 @@ const BATCH: usize = 100;
 const RECOVER_WORKERS: usize = 10;
 /// How long the "your jobs were taken back" marker waits for the worker's next heartbeat.
 const LOST_MARKER: Duration = Duration::from_secs(24 * 3600);
+/// Longest time one BLMOVE blocks (`fetch_blocking` loops for longer waits).
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+/// After `recover` took a worker's jobs back, how long a BLMOVE it had sent may still move an id
+/// into its inflight list; `maintain` looks at that list once more after this time.
+const LATE_MOVE: Duration = Duration::from_secs(2);
 
 /// A script and its source (the source goes into `SCRIPT LOAD` ahead of pipelined EVALSHAs).
 struct Lua {
@@ -822,8 +827,10 @@ impl Queue {
             if left.is_zero() {
                 return Ok(None);
             }
-            // BLMOVE's timeout 0 would block forever: at least 10 ms.
-            let secs = format!("{:.3}", left.as_secs_f64().max(0.01));
+            // BLMOVE's timeout 0 would block forever: at least 10 ms. At most MAX_BLOCK, so that
+            // `maintain`'s second look (LATE_MOVE) comes after any move it could still make.
+            let block = left.min(MAX_BLOCK);
+            let secs = format!("{:.3}", block.as_secs_f64().max(0.01));
             let c = conn.get().await?;
             let cmd = redis::cmd("BLMOVE")
                 .arg(k.waiting(queue))
@@ -833,7 +840,7 @@ impl Queue {
                 .arg(secs)
                 .clone();
             let popped: Option<String> =
-                match tokio::time::timeout(left + RESPONSE_TIMEOUT, cmd.query_async(c)).await {
+                match tokio::time::timeout(block + RESPONSE_TIMEOUT, cmd.query_async(c)).await {
                     Ok(Ok(v)) => v,
                     Ok(Err(e)) => {
                         conn.conn = None;
@@ -848,7 +855,7 @@ impl Queue {
                     }
                 };
             let Some(id) = popped else {
-                return Ok(None);
+                continue; // waited MAX_BLOCK (or all that was left): the loop decides
             };
             let mut inv = SCRIPTS.start.script.key(k.base(queue));
             inv.arg(worker).arg(&id).arg(ms(opts.lease));
@@ -975,7 +982,8 @@ impl Queue {
                     ms(opts.dead_retention),
                     BATCH,
                     RECOVER_WORKERS,
-                    ms(LOST_MARKER)
+                    ms(LOST_MARKER),
+                    ms(LATE_MOVE)
                 ],
             )
             .await?;
