@@ -8,8 +8,9 @@
 //!   milliseconds without polling;
 //! - per job a supervisor task that runs the handler in a task of its own (a panic becomes a
 //!   permanent failure, never a crash) and reports the outcome;
-//! - heartbeat every lease/3: renews the leases, learns cancel requests and lost leases
-//!   (fencing: the jobs of a lost queue are stopped without a report, another worker has them);
+//! - heartbeat every lease/3: renews the leases, learns cancel requests, lost leases (register
+//!   again) and which of its runs it no longer holds (fencing: exactly those runs are stopped
+//!   without a report, another worker has the jobs);
 //! - maintenance every [`MAINTAIN_EVERY`]: `maintain` of every served queue, queue gauges;
 //! - probes every second: Redis and the database answer (`/readyz`).
 
@@ -922,7 +923,7 @@ impl Worker {
         victims.len()
     }
 
-    /// The runs (job id, run) that were in their handler: what the heartbeat asks about.
+    /// The runs (queue, job id, run) in their handler: what the heartbeat asks about.
     fn handling(&self) -> Vec<(String, String, u64)> {
         let running = self.running.lock().expect("running lock");
         running
