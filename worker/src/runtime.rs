@@ -8,12 +8,14 @@
 //!   milliseconds without polling;
 //! - per job a supervisor task that runs the handler in a task of its own (a panic becomes a
 //!   permanent failure, never a crash) and reports the outcome;
-//! - heartbeat every lease/3: renews the leases, learns cancel requests and lost leases
-//!   (fencing: the jobs of a lost queue are stopped without a report, another worker has them);
+//! - heartbeat every lease/3: renews the leases, learns cancel requests, lost leases (register
+//!   again) and which of its runs it no longer holds (fencing: exactly those runs are stopped
+//!   without a report, another worker has the jobs);
 //! - maintenance every [`MAINTAIN_EVERY`]: `maintain` of every served queue, queue gauges;
 //! - probes every second: Redis and the database answer (`/readyz`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +46,11 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Progress writes per job are at most one per this period.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// After a stop request, how long each step that needs Redis may take: waiting for the fetch
+/// loops (beyond [`BLOCK`]), giving the unfinished jobs back, ending the background loops,
+/// unregistering. When Redis does not answer, the stop still ends in bounded time (about the
+/// grace period plus four of these); the jobs not given back return when the lease expires.
+const STOP_STEP: Duration = Duration::from_secs(2);
 
 /// Exit codes of `paperboy-worker run` (also in `--help`).
 pub mod exit {
@@ -217,6 +224,10 @@ enum Phase {
 }
 
 struct Running {
+    /// Which run of the job this is. A job taken back (this worker's lease expired) can come
+    /// back to this same worker while the first run still ends: the entry belongs to the newest
+    /// run, and an older run's supervisor must neither report nor remove it.
+    run: u64,
     queue: String,
     kind: &'static str,
     cancel: watch::Sender<bool>,
@@ -235,6 +246,8 @@ struct Worker {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     running: Mutex<HashMap<String, Running>>,
+    /// Source of `Running::run`.
+    runs: AtomicU64,
 }
 
 /// A stop request: the number of SIGTERM/SIGINT received (0 = none; 2 = hurry, skip the rest of
@@ -387,6 +400,7 @@ pub async fn run(
         metrics,
         health,
         running: Mutex::new(HashMap::new()),
+        runs: AtomicU64::new(0),
     });
 
     // Register (retrying while Redis is away).
@@ -464,9 +478,12 @@ pub async fn run(
         }
     }
     let _ = fetch_stop_tx.send(1);
-    for f in fetchers {
-        let _ = f.await;
-    }
+    // A fetch loop stops within BLOCK when Redis answers; when it does not, do not wait for
+    // it (it starts nothing any more: a job it gets now is given back).
+    let fetchers_stopped =
+        tokio::time::timeout(BLOCK + STOP_STEP, futures::future::join_all(fetchers))
+            .await
+            .is_ok();
 
     // Wait for the running jobs, at most the grace period (a second signal cuts it short).
     let deadline = tokio::time::Instant::now() + worker.settings.grace;
@@ -494,15 +511,31 @@ pub async fn run(
     }
 
     let _ = end_tx.send(true);
-    for t in background {
-        let _ = t.await;
+    let _ = tokio::time::timeout(STOP_STEP, futures::future::join_all(background)).await;
+    if !fetchers_stopped {
+        // A fetch loop may still get an id moved into this worker's inflight list: keep the
+        // lease, so that `recover` gives it back once the lease expires.
+        tracing::warn!(
+            worker = %worker.id,
+            code,
+            "worker stopped without unregistering (Redis does not answer); its lease expires"
+        );
+        return code;
     }
     let queues = worker.settings.queues.clone();
-    match worker.queue.unregister_worker(&worker.id, &queues).await {
-        Ok(()) => tracing::info!(worker = %worker.id, released, code, "worker stopped"),
-        Err(e) => {
+    match tokio::time::timeout(
+        STOP_STEP,
+        worker.queue.unregister_worker(&worker.id, &queues),
+    )
+    .await
+    {
+        Ok(Ok(())) => tracing::info!(worker = %worker.id, released, code, "worker stopped"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not unregister (the entry expires with the lease)");
         }
+        Err(_) => tracing::warn!(
+            "could not unregister: Redis does not answer (the entry expires with the lease)"
+        ),
     }
     code
 }
@@ -559,6 +592,11 @@ impl Worker {
                     b.reset();
                     self.redis_answered();
                     for job in jobs {
+                        if *stop.borrow() > 0 {
+                            // Stopping (the fetch answered late): start nothing new.
+                            self.give_back(job).await;
+                            continue;
+                        }
                         match permits.pop() {
                             Some(p) => self.start(job, p),
                             None => self.give_back(job).await,
@@ -646,9 +684,11 @@ impl Worker {
             Err(_) => kind_label(&fetched.payload),
         };
         let (cancel_tx, cancel_rx) = watch::channel(false);
-        self.running.lock().expect("running lock").insert(
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
+        let older = self.running.lock().expect("running lock").insert(
             fetched.id.clone(),
             Running {
+                run,
                 queue: fetched.queue.clone(),
                 kind,
                 cancel: cancel_tx,
@@ -656,6 +696,16 @@ impl Worker {
                 phase: Phase::Handling,
             },
         );
+        // Fetched again while an earlier run of it is still here: the job was taken back from
+        // this worker (lease expired) and given to it anew, so the earlier run is fenced.
+        if let Some(old) = older
+            && old.phase == Phase::Handling
+        {
+            if let Some(a) = &old.abort {
+                a.abort();
+            }
+            self.metrics.job_fenced(&fetched.id, old.kind, &old.queue);
+        }
         self.metrics.job_started(
             &fetched.id,
             kind,
@@ -666,13 +716,14 @@ impl Worker {
         let this = self.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            this.supervise(fetched, parsed, kind, cancel_rx).await;
+            this.supervise(fetched, run, parsed, kind, cancel_rx).await;
         });
     }
 
     async fn supervise(
         self: Arc<Self>,
         fetched: Fetched,
+        run: u64,
         parsed: Result<Job, String>,
         kind: &'static str,
         cancel_rx: watch::Receiver<bool>,
@@ -694,12 +745,11 @@ impl Worker {
                 let handler = tokio::spawn(async move { jobs::run(job, &ctx).await });
                 {
                     let mut running = self.running.lock().expect("running lock");
-                    if let Some(r) = running.get_mut(&fetched.id) {
-                        if r.phase == Phase::Handling {
+                    match running.get_mut(&fetched.id) {
+                        Some(r) if r.run == run && r.phase == Phase::Handling => {
                             r.abort = Some(handler.abort_handle());
-                        } else {
-                            handler.abort();
                         }
+                        _ => handler.abort(),
                     }
                 }
                 let res = handler.await;
@@ -722,7 +772,7 @@ impl Worker {
         let report = {
             let mut running = self.running.lock().expect("running lock");
             match running.get_mut(&fetched.id) {
-                Some(r) if r.phase == Phase::Handling => {
+                Some(r) if r.run == run && r.phase == Phase::Handling => {
                     r.phase = Phase::Reporting;
                     true
                 }
@@ -743,10 +793,10 @@ impl Worker {
                 self.report(&fetched, kind, outcome, took).await;
             }
         }
-        self.running
-            .lock()
-            .expect("running lock")
-            .remove(&fetched.id);
+        let mut running = self.running.lock().expect("running lock");
+        if running.get(&fetched.id).is_some_and(|r| r.run == run) {
+            running.remove(&fetched.id);
+        }
     }
 
     /// A throttled, asynchronous progress writer: the handler's calls only replace the latest
@@ -837,28 +887,62 @@ impl Worker {
                 })
                 .collect()
         };
+        // All of them within STOP_STEP: a Redis that does not answer must not hold the stop.
+        let deadline = tokio::time::Instant::now() + STOP_STEP;
         for (id, queue, kind) in &victims {
             let mut b = Backoff::default();
-            for _ in 0..5 {
-                match self.queue.release(&self.id, queue, id).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        self.redis_failed("release", &e);
-                        tokio::time::sleep(b.next_delay()).await;
+            let mut given_back = false;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, self.queue.release(&self.id, queue, id)).await {
+                    Ok(Ok(())) => {
+                        given_back = true;
+                        break;
                     }
+                    Ok(Err(e)) => {
+                        self.redis_failed("release", &e);
+                        tokio::time::sleep(b.next_delay().min(left)).await;
+                    }
+                    Err(_) => break,
                 }
             }
-            self.metrics.job_released(id, kind);
+            if given_back {
+                self.metrics.job_released(id, kind);
+            } else {
+                tracing::warn!(
+                    job = %id,
+                    kind,
+                    "unfinished at the end of the grace period and not given back (Redis does \
+                     not answer); it comes back when this worker's lease expires"
+                );
+            }
         }
         victims.len()
     }
 
-    /// The lease of `queue` was lost: its jobs now belong to someone else. Stop them, report
-    /// nothing.
-    fn fence(&self, queue: &str) {
+    /// The runs (queue, job id, run) in their handler: what the heartbeat asks about.
+    fn handling(&self) -> Vec<(String, String, u64)> {
+        let running = self.running.lock().expect("running lock");
+        running
+            .iter()
+            .filter(|(_, r)| r.phase == Phase::Handling)
+            .map(|(id, r)| (r.queue.clone(), id.clone(), r.run))
+            .collect()
+    }
+
+    /// These runs' jobs were taken back (this worker's lease expired): they now belong to
+    /// someone else. Stop them, report nothing. Only the runs asked about: a job fetched again
+    /// since (a newer run) is this worker's again and keeps running.
+    fn fence(&self, asked: &[(String, String, u64)], gone: &[String]) {
         let mut running = self.running.lock().expect("running lock");
-        for (id, r) in running.iter_mut() {
-            if r.queue == queue && r.phase == Phase::Handling {
+        for (queue, id, run) in asked.iter().filter(|(_, id, _)| gone.contains(id)) {
+            if let Some(r) = running.get_mut(id)
+                && r.run == *run
+                && r.phase == Phase::Handling
+            {
                 r.phase = Phase::Fenced;
                 if let Some(a) = &r.abort {
                     a.abort();
@@ -874,9 +958,20 @@ impl Worker {
         let every = (self.settings.opts.lease / 3).max(Duration::from_millis(100));
         let mut b = Backoff::default();
         loop {
+            // Taken before the call: a job fetched while it runs is not asked about.
+            let asked = self.handling();
+            let holding: Vec<(String, String)> = asked
+                .iter()
+                .map(|(q, id, _)| (q.clone(), id.clone()))
+                .collect();
             let wait = match self
                 .queue
-                .heartbeat(&self.id, &self.settings.queues, &self.settings.opts)
+                .heartbeat(
+                    &self.id,
+                    &self.settings.queues,
+                    &self.settings.opts,
+                    &holding,
+                )
                 .await
             {
                 Ok(reply) => {
@@ -891,10 +986,12 @@ impl Worker {
                             }
                         }
                     }
+                    if !reply.gone.is_empty() {
+                        self.fence(&asked, &reply.gone);
+                    }
                     if !reply.lost.is_empty() {
                         for q in &reply.lost {
                             tracing::warn!(queue = %q, "lease lost (this worker was too slow or Redis lost its data)");
-                            self.fence(q);
                         }
                         // Take a fresh lease so that this worker serves again.
                         if let Err(e) = self

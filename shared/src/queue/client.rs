@@ -27,6 +27,11 @@ const BATCH: usize = 100;
 const RECOVER_WORKERS: usize = 10;
 /// How long the "your jobs were taken back" marker waits for the worker's next heartbeat.
 const LOST_MARKER: Duration = Duration::from_secs(24 * 3600);
+/// Longest time one BLMOVE blocks (`fetch_blocking` loops for longer waits).
+const MAX_BLOCK: Duration = Duration::from_secs(1);
+/// After `recover` took a worker's jobs back, how long a BLMOVE it had sent may still move an id
+/// into its inflight list; `maintain` looks at that list once more after this time.
+const LATE_MOVE: Duration = Duration::from_secs(2);
 
 /// A script and its source (the source goes into `SCRIPT LOAD` ahead of pipelined EVALSHAs).
 struct Lua {
@@ -752,7 +757,7 @@ impl Queue {
         p.zadd(k.workers(), &info.id, now).ignore();
         let () = self.pipe(&p).await?;
         for q in &info.queues {
-            let _: (i64, Vec<String>) = self
+            let _: (i64, Vec<String>, Vec<String>) = self
                 .run(&SCRIPTS.heartbeat, q, args![info.id, ms(opts.lease), "1"])
                 .await?;
         }
@@ -822,8 +827,10 @@ impl Queue {
             if left.is_zero() {
                 return Ok(None);
             }
-            // BLMOVE's timeout 0 would block forever: at least 10 ms.
-            let secs = format!("{:.3}", left.as_secs_f64().max(0.01));
+            // BLMOVE's timeout 0 would block forever: at least 10 ms. At most MAX_BLOCK, so that
+            // `maintain`'s second look (LATE_MOVE) comes after any move it could still make.
+            let block = left.min(MAX_BLOCK);
+            let secs = format!("{:.3}", block.as_secs_f64().max(0.01));
             let c = conn.get().await?;
             let cmd = redis::cmd("BLMOVE")
                 .arg(k.waiting(queue))
@@ -833,7 +840,7 @@ impl Queue {
                 .arg(secs)
                 .clone();
             let popped: Option<String> =
-                match tokio::time::timeout(left + RESPONSE_TIMEOUT, cmd.query_async(c)).await {
+                match tokio::time::timeout(block + RESPONSE_TIMEOUT, cmd.query_async(c)).await {
                     Ok(Ok(v)) => v,
                     Ok(Err(e)) => {
                         conn.conn = None;
@@ -848,7 +855,7 @@ impl Queue {
                     }
                 };
             let Some(id) = popped else {
-                return Ok(None);
+                continue; // waited MAX_BLOCK (or all that was left): the loop decides
             };
             let mut inv = SCRIPTS.start.script.key(k.base(queue));
             inv.arg(worker).arg(&id).arg(ms(opts.lease));
@@ -866,18 +873,23 @@ impl Queue {
         }
     }
 
-    /// Renews the worker's lease in each queue; reports cancel requests and lost leases.
+    /// Renews the worker's lease in each queue; reports cancel requests, lost leases, and which
+    /// of `running` (queue, job id: what the worker runs, taken before the call) it no longer
+    /// holds.
     pub async fn heartbeat(
         &self,
         worker: &str,
         queues: &[String],
         opts: &WorkerOptions,
+        running: &[(String, JobId)],
     ) -> Result<HeartbeatReply, QueueError> {
         let lease = ms(opts.lease);
         let calls = queues.iter().map(|q| async move {
-            let r: (i64, Vec<String>) = self
-                .run(&SCRIPTS.heartbeat, q, args![worker, lease, "0"])
-                .await?;
+            let mut a = args![worker, lease, "0"];
+            for (_, id) in running.iter().filter(|(rq, _)| rq == q) {
+                a.push(id.as_bytes().to_vec());
+            }
+            let r: (i64, Vec<String>, Vec<String>) = self.run(&SCRIPTS.heartbeat, q, a).await?;
             Ok::<_, QueueError>((q.clone(), r))
         });
         let results = futures::future::try_join_all(calls).await?;
@@ -887,11 +899,12 @@ impl Queue {
         p.pexpire(k.worker(worker), ms(LOST_MARKER) as i64).ignore();
         let () = self.pipe(&p).await?;
         let mut reply = HeartbeatReply::default();
-        for (q, (lost, cancel)) in results {
+        for (q, (lost, cancel, gone)) in results {
             if lost == 1 {
                 reply.lost.push(q);
             }
             reply.cancel.extend(cancel);
+            reply.gone.extend(gone);
         }
         Ok(reply)
     }
@@ -969,7 +982,8 @@ impl Queue {
                     ms(opts.dead_retention),
                     BATCH,
                     RECOVER_WORKERS,
-                    ms(LOST_MARKER)
+                    ms(LOST_MARKER),
+                    ms(LATE_MOVE)
                 ],
             )
             .await?;

@@ -56,6 +56,12 @@ impl Keys {
         format!("{}lost:{worker}", self.base(queue))
     }
 
+    /// Zset of workers whose jobs `recover` took back, score = when to look at their inflight
+    /// list once more (an id a late BLMOVE moved there).
+    pub fn tombs(&self, queue: &str) -> String {
+        format!("{}tombs", self.base(queue))
+    }
+
     pub fn finished(&self, queue: &str) -> String {
         format!("{}finished", self.base(queue))
     }
@@ -100,6 +106,7 @@ mod tests {
             k.inflight("ping", "h:1:x"),
             k.leases("ping"),
             k.lost("ping", "h:1:x"),
+            k.tombs("ping"),
             k.finished("ping"),
             k.dead("ping"),
             k.unique("ping", "consume:a/b"),

@@ -246,9 +246,13 @@ pub struct Fetched {
 pub struct HeartbeatReply {
     /// Jobs of this worker someone asked to cancel.
     pub cancel: Vec<JobId>,
-    /// Queues where this worker's lease had expired and its jobs were taken back: stop them, do
-    /// not report their results (fencing).
+    /// Queues where this worker's lease had expired (or Redis lost it): take a fresh lease
+    /// (register again).
     pub lost: Vec<String>,
+    /// Of the jobs the caller said it runs, those it no longer holds: taken back (lease expired,
+    /// Redis lost its data). Stop exactly these runs and do not report them (fencing); a job
+    /// fetched again since is held again and not listed.
+    pub gone: Vec<JobId>,
 }
 
 /// How the runtime ends a job.

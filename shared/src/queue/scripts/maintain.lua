@@ -1,10 +1,12 @@
 -- maintain: ARGV max_starts, retention_ms, dead_retention_ms, batch (≤ ids per step),
--- max_workers (expired leases handled per call), lost_marker_ms
+-- max_workers (expired leases handled per call), lost_marker_ms, late_move_ms
 -- One bounded pass: promote due retries, recover expired leases, clean up old jobs.
 -- Returns {promoted, recovered, poisoned, cleaned}.
 local max_starts = tonumber(ARGV[1])
 local retention, dead_retention = tonumber(ARGV[2]), tonumber(ARGV[3])
 local batch, max_workers, lost_ms = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local late_ms = tonumber(ARGV[7])
+local K_TOMBS = base .. 'tombs'
 local now = now_ms()
 
 -- 1. promote: due scheduled → waiting (back of the line)
@@ -27,16 +29,25 @@ for _, worker in ipairs(gone) do
   local inflight = inflight_key(worker)
   for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
     local jk = jkey(id)
-    local f = redis.call('HMGET', jk, 'state', 'starts', 'attempts')
-    if f[1] == 'running' then
-      local starts = tonumber(f[2]) or 0
+    local f = redis.call('HMGET', jk, 'state', 'starts', 'attempts', 'cancel')
+    if f[1] == 'running' and f[4] == '1' then
+      -- Someone asked to cancel it and its worker died before stopping it: cancelled, not
+      -- started again.
       redis.call('ZREM', K_RUNNING, id)
-      if starts >= max_starts then
+      finish(jk, id, 'cancelled', now)
+    elseif f[1] == 'running' then
+      -- Poison = starts without an end. A start that ended in a reported failure is counted in
+      -- `attempts` (and a released start is uncounted), so the crashes are starts - attempts:
+      -- a job that failed twice and then lost its worker once crashed once, not three times.
+      local attempts = tonumber(f[3]) or 0
+      local crashes = (tonumber(f[2]) or 0) - attempts
+      redis.call('ZREM', K_RUNNING, id)
+      if crashes >= max_starts then
         push_error(jk, cjson.encode({
-          attempt = (tonumber(f[3]) or 0) + 1,
+          attempt = attempts + 1,
           at_ms = now,
           class = 'permanent',
-          message = 'the worker running it died ' .. starts .. ' times (poison job?)',
+          message = 'the worker running it died ' .. crashes .. ' times (poison job?)',
           worker = worker,
         }))
         finish(jk, id, 'dead', now)
@@ -55,6 +66,25 @@ for _, worker in ipairs(gone) do
   redis.call('DEL', inflight)
   redis.call('ZREM', K_LEASES, worker)
   redis.call('SET', base .. 'lost:' .. worker, now, 'PX', lost_ms)
+  redis.call('ZADD', K_TOMBS, now + late_ms, worker)
+end
+
+-- 2b. late moves: a BLMOVE the worker sent before its lease was taken back may still move an id
+-- into its inflight list (it blocks up to a second, see client.rs MAX_BLOCK). If the worker then
+-- dies before `start`, nothing would ever look at that list again: once that time has passed,
+-- give back whatever landed there, unless the worker holds a lease again (alive: it runs them).
+local late = redis.call('ZRANGEBYSCORE', K_TOMBS, '-inf', now, 'LIMIT', 0, max_workers)
+for _, worker in ipairs(late) do
+  redis.call('ZREM', K_TOMBS, worker)
+  if not redis.call('ZSCORE', K_LEASES, worker) then
+    local inflight = inflight_key(worker)
+    for _, id in ipairs(redis.call('LRANGE', inflight, 0, -1)) do
+      if give_back(id, now, false) == 'requeued' then
+        recovered = recovered + 1
+      end
+    end
+    redis.call('DEL', inflight)
+  end
 end
 
 -- 3. cleanup: finished / dead past retention
