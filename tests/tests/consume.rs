@@ -15,7 +15,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate};
+use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate, tags};
 use paperboy_shared::job::{ConsumeArgs, Job};
 use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_shared::staging;
@@ -98,6 +98,11 @@ struct Archive {
 
 impl Archive {
     async fn new(tdb: &TestDb) -> Archive {
+        Archive::with_env(tdb, &[]).await
+    }
+
+    /// [`Archive::new`] with extra settings for the worker.
+    async fn with_env(tdb: &TestDb, env: &[(&str, &str)]) -> Archive {
         migrate::migrate_latest(&tdb.db).await.expect("migrate");
         let redis = TestRedis::new();
         let queue = redis.queue().await;
@@ -110,13 +115,14 @@ impl Archive {
             dir,
             worker: None,
         };
-        a.worker = Some(a.spawn_worker(&tdb.url));
+        a.worker = Some(a.spawn_worker(&tdb.url, env));
         a
     }
 
-    fn spawn_worker(&self, db_url: &str) -> tokio::process::Child {
+    fn spawn_worker(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Child {
         tokio::process::Command::new(worker_binary())
             .env_clear()
+            .envs(env.iter().copied())
             .env("PAPERBOY_REDIS_URL", &self.redis.url)
             .env("PAPERBOY_REDIS_PREFIX", &self.redis.prefix)
             .env("PAPERBOY_DATA_DIR", self.data())
@@ -147,11 +153,24 @@ impl Archive {
 
     /// Stages `file` as the CLI does, enqueues its consume job and waits for its end.
     async fn consume(&self, file: &Path, source: Option<&str>) -> (JobRecord, PathBuf) {
+        self.consume_args(file, source, vec![]).await
+    }
+
+    async fn consume_with(&self, file: &Path, tags: Vec<i64>) -> (JobRecord, PathBuf) {
+        self.consume_args(file, None, tags).await
+    }
+
+    async fn consume_args(
+        &self,
+        file: &Path,
+        source: Option<&str>,
+        tags: Vec<i64>,
+    ) -> (JobRecord, PathBuf) {
         let staged = staging::stage_into(&self.staging(), file).expect("stage");
         let job = Job::Consume(ConsumeArgs {
             staged: staged.relative.clone(),
             original_filename: staged.original_filename.clone(),
-            tags: vec![],
+            tags,
             source: source.map(str::to_string),
         });
         let id = self.queue.enqueue(&job).await.unwrap().id().to_string();
@@ -384,6 +403,53 @@ async fn duplicate_is_refused(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+async fn tags_from_the_job(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let mut tx = a.db.begin().await.unwrap();
+    let tag = tags::get_or_create_by_name(&mut tx, "Archive")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let file = fixtures().join("consume-input/acme_invoice_2024-06.pdf");
+    let (r, _) = a.consume_with(&file, vec![tag]).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    let id = r.result.unwrap()["document_id"].as_i64().unwrap();
+    assert_eq!(
+        documents::get(&a.db, id).await.unwrap().unwrap().tags,
+        vec![tag]
+    );
+
+    // An unknown tag id is refused, nothing stored.
+    let file = fixtures().join("consume-input/car_repair_invoice.pdf");
+    let (r, staged) = a.consume_with(&file, vec![tag + 1000]).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert!(error_of(&r).contains("unknown tag"), "{}", error_of(&r));
+    assert!(staged.exists());
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert_eq!(a.files_in("originals"), vec![format!("{id:07}.pdf")]);
+    assert_eq!(a.files_in("thumbnails"), vec![format!("{id:07}.webp")]);
+    tdb.cleanup().await;
+}
+
+/// With PAPERBOY_CONSUMER_DELETE_DUPLICATES a refused duplicate is deleted, not kept.
+async fn delete_duplicates_setting(tdb: TestDb) {
+    let a = Archive::with_env(&tdb, &[("PAPERLESS_CONSUMER_DELETE_DUPLICATES", "true")]).await;
+    let file = fixtures().join("consume-input/meeting_notes.txt");
+    let (first, _) = a.consume(&file, None).await;
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    let src = a.consume_dir().join("again.txt");
+    std::fs::copy(&file, &src).unwrap();
+    let (second, staged) = a.consume(&src, Some("again.txt")).await;
+    assert_eq!(second.state, JobState::Dead, "{second:?}");
+    let err = error_of(&second);
+    assert!(err.contains("duplicate of meeting_notes"), "{err}");
+    assert!(err.contains("deleted"), "{err}");
+    assert!(!staged.exists());
+    assert!(!src.exists());
+    assert!(!a.consume_dir().join("failed").exists());
+    tdb.cleanup().await;
+}
+
 async fn db_failure_leaves_no_file(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     // A row that already claims the file name the next document gets (id 2): the consume's
@@ -541,4 +607,6 @@ on_both_engines!(
     duplicate_is_refused,
     db_failure_leaves_no_file,
     thumbnails_regenerate,
+    tags_from_the_job,
+    delete_duplicates_setting,
 );

@@ -391,7 +391,7 @@ pub fn date_rules(
     Ok(DateRules {
         order,
         filename_order,
-        ignore: Vec::new(),
+        ignore: config.ignore_dates.clone(),
         today,
     })
 }
@@ -561,6 +561,13 @@ mod tests {
         assert_eq!(
             r.created("Scan - 2022-02-01.pdf", "03/04/2020"),
             NaiveDate::from_ymd_opt(2022, 2, 1)
+        );
+        // PAPERBOY_IGNORE_DATES reaches the rules.
+        c.ignore_dates = vec![NaiveDate::from_ymd_opt(2022, 2, 1).unwrap()];
+        let r = date_rules(&c, today).unwrap();
+        assert_eq!(
+            r.created("Scan - 2022-02-01.pdf", "03/04/2020"),
+            NaiveDate::from_ymd_opt(2020, 3, 4)
         );
     }
 
