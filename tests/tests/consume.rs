@@ -314,6 +314,11 @@ async fn every_fixture_file(tdb: TestDb) {
         assert!(stored == input, "{name}: stored original differs");
         let thumb = std::fs::read(a.media().join("thumbnails").join(format!("{id:07}.webp")))
             .unwrap_or_else(|e| panic!("{name}: thumbnail: {e}"));
+        assert!(
+            result["thumbnail_error"].is_null(),
+            "{name}: placeholder thumbnail: {}",
+            result["thumbnail_error"]
+        );
         let (w, h) = webp_size(&thumb);
         assert!(
             (100..=500).contains(&w) && h >= 100,
@@ -387,8 +392,12 @@ async fn bad_file_is_refused_and_kept(tdb: TestDb) {
 async fn duplicate_is_refused(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     let file = fixtures().join("consume-input/meeting_notes.txt");
-    let (first, _) = a.consume(&file, None).await;
+    // The first one comes from the consumption folder: consumed, it goes (as in paperless).
+    let src = a.consume_dir().join("meeting_notes.txt");
+    std::fs::copy(&file, &src).unwrap();
+    let (first, _) = a.consume(&src, Some("meeting_notes.txt")).await;
     assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    assert!(!src.exists(), "the consumed source file is removed");
     let id = first.result.unwrap()["document_id"].as_i64().unwrap();
     let (second, staged) = a.consume(&file, None).await;
     assert_eq!(second.state, JobState::Dead, "{second:?}");

@@ -46,6 +46,13 @@ pub fn thumbnail(kind: FileType, bytes: &[u8], max_width: u32) -> Result<Vec<u8>
     Ok(encode_webp(&shrink(image, max_width)))
 }
 
+/// A stand-in thumbnail: "no preview" and `label`, drawn like a text file.
+pub fn placeholder(label: &str, max_width: u32) -> Result<Vec<u8>, String> {
+    let text = format!("\n\n      (no preview)\n\n{label}");
+    let page = render_first_page(text_page_pdf(&text)?, max_width.max(1).saturating_mul(2))?;
+    Ok(encode_webp(&shrink(page, max_width.max(1))))
+}
+
 /// Scales down to `max_width` (keeping the aspect ratio), never up.
 fn shrink(image: RgbImage, max_width: u32) -> RgbImage {
     let (w, h) = image.dimensions();
@@ -295,6 +302,13 @@ mod tests {
         let dark = img.pixels().filter(|p| p[0] < 160).count();
         assert!(dark > 100, "text was drawn ({dark} dark pixels)");
         assert!(img.get_pixel(499, 703)[0] > 200);
+    }
+
+    #[test]
+    fn placeholder_is_a_page_sized_webp() {
+        let img = decode(&placeholder("scan.pdf\n(application/pdf)", 500).unwrap());
+        assert_eq!(img.width(), 500);
+        assert!(img.height() > 600);
     }
 
     #[test]

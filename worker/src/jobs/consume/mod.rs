@@ -12,13 +12,16 @@
 //! 5. `title`: the file name's stem (as paperless),
 //! 6. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
 //!    else today,
-//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]),
+//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]); if the
+//!    renderer fails on a file the earlier steps could read, a placeholder (the file name) is
+//!    stored instead and the result carries `thumbnail_error`,
 //! 8. `store`: ONE transaction inserting the document and its tags; the original and the
 //!    thumbnail are written atomically before the commit and removed again if anything fails
 //!    before it is committed, so no row points at a missing file and no file is left without
 //!    its row.
 //!
-//! After success the staged copy is removed. A transient error keeps it (the job is retried);
+//! After success the staged copy is removed, and so is `args.source` (the file in the
+//! consumption folder), as paperless deletes a consumed input. A transient error keeps it (the job is retried);
 //! a permanent one keeps it too (the message says where) and, if the file came from the
 //! consumption folder (`args.source`), moves that file to `CONSUMPTION_DIR/failed/`.
 
@@ -62,6 +65,8 @@ pub struct ConsumeState {
     pub title: String,
     pub created: Option<NaiveDate>,
     pub thumbnail: Option<Vec<u8>>,
+    /// Why the thumbnail is a placeholder.
+    pub thumbnail_error: Option<String>,
     pub document_id: Option<i64>,
     /// Set by a step that refused the input as a duplicate (for the failed-input handling).
     pub duplicate_of: Option<i64>,
@@ -81,6 +86,7 @@ impl ConsumeState {
             title: String::new(),
             created: None,
             thumbnail: None,
+            thumbnail_error: None,
             document_id: None,
             duplicate_of: None,
         }
@@ -123,6 +129,13 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         // The document is in; a leftover staged copy is only litter.
         tracing::warn!(staged = %st.args.staged, error = %e, "cannot remove the staged copy");
     }
+    // As paperless: a file picked up from the consumption folder goes once it is consumed.
+    if let Some(src) = &st.args.source {
+        let path = source_path(ctx.config(), src);
+        if let Err(e) = media::remove_file(&path) {
+            tracing::warn!(source = %path.display(), error = %e, "cannot remove the consumed file");
+        }
+    }
     tracing::info!(document_id = id, title = %st.title, "consumed {}", st.args.original_filename);
     Ok(json!({
         "document_id": id,
@@ -131,6 +144,7 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         "mime_type": st.kind().mime(),
         "page_count": st.page_count,
         "created": st.created.map(|d| d.format("%Y-%m-%d").to_string()),
+        "thumbnail_error": st.thumbnail_error,
     }))
 }
 
@@ -403,11 +417,26 @@ fn thumbnail<'a>(
     Box::pin(async move {
         let (kind, bytes) = (st.kind(), st.bytes.clone());
         let width = ctx.config().thumbnail_width;
-        let webp = blocking("thumbnail rendering", move || {
+        let rendered = blocking("thumbnail rendering", move || {
             super::render::thumbnail(kind, &bytes, width)
         })
-        .await?
-        .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
+        .await
+        .and_then(|r| r.map_err(JobError::Permanent));
+        let webp = match rendered {
+            Ok(webp) => webp,
+            // The file was readable (type, text, pages): archive it with a placeholder rather
+            // than refuse it; `paperboy thumbnails --document N` can try again later.
+            Err(e) => {
+                tracing::warn!(error = %e, "no thumbnail for {}; using a placeholder", st.args.original_filename);
+                st.thumbnail_error = Some(e.to_string());
+                let label = format!("{}\n({})", st.args.original_filename, kind.mime());
+                blocking("placeholder rendering", move || {
+                    super::render::placeholder(&label, width)
+                })
+                .await?
+                .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?
+            }
+        };
         st.thumbnail = Some(webp);
         Ok(())
     })
