@@ -120,8 +120,16 @@ impl Archive {
     }
 
     fn spawn_worker(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Child {
-        tokio::process::Command::new(worker_binary())
-            .env_clear()
+        self.worker_command(db_url, env)
+            .args(["--queues", "consume,thumbnails"])
+            .spawn()
+            .expect("start paperboy-worker")
+    }
+
+    /// `paperboy-worker` with this archive's settings (and `env` on top).
+    fn worker_command(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(worker_binary());
+        c.env_clear()
             .envs(env.iter().copied())
             .env("PAPERBOY_REDIS_URL", &self.redis.url)
             .env("PAPERBOY_REDIS_PREFIX", &self.redis.prefix)
@@ -131,11 +139,9 @@ impl Archive {
             .env("PAPERBOY_DATABASE_URL", db_url)
             .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
             .env("PAPERBOY_LOG_LEVEL", "warn")
-            .args(["--queues", "consume,thumbnails"])
             .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start paperboy-worker")
+            .kill_on_drop(true);
+        c
     }
 
     fn data(&self) -> PathBuf {
@@ -459,6 +465,91 @@ async fn delete_duplicates_setting(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// `paperboy-worker watch --oneshot`: stable files of the consumption folder (recursively,
+/// sub-folders as tags) are staged and queued; ignored ones stay; consumed ones go.
+async fn watcher_queues_the_folder(tdb: TestDb) {
+    let env = [
+        ("PAPERBOY_CONSUMER_RECURSIVE", "true"),
+        ("PAPERBOY_CONSUMER_SUBDIRS_AS_TAGS", "true"),
+    ];
+    let a = Archive::with_env(&tdb, &env).await;
+    let input = fixtures().join("consume-input");
+    let c = a.consume_dir();
+    for d in ["Archive", "failed", "@eaDir"] {
+        std::fs::create_dir_all(c.join(d)).unwrap();
+    }
+    std::fs::copy(
+        input.join("acme_invoice_2024-03.pdf"),
+        c.join("acme_invoice_2024-03.pdf"),
+    )
+    .unwrap();
+    std::fs::copy(
+        input.join("Archive/school_certificate_2010.pdf"),
+        c.join("Archive/school_certificate_2010.pdf"),
+    )
+    .unwrap();
+    let stay = [
+        ".DS_Store",
+        "word.docx",
+        "failed/old.pdf",
+        "@eaDir/thumb.pdf",
+    ];
+    for f in stay {
+        std::fs::write(c.join(f), b"%PDF-1.4 not for us").unwrap();
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        a.worker_command(&tdb.url, &env)
+            .args(["watch", "--oneshot", "--stability-secs", "0.2"])
+            .stderr(std::process::Stdio::piped())
+            .output(),
+    )
+    .await
+    .expect("watch --oneshot ends")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while documents::count(&a.db).await.unwrap() < 2 || c.join("acme_invoice_2024-03.pdf").exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the queued files were not consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let docs = documents::list(&a.db, 0, 10).await.unwrap();
+    assert_eq!(docs.len(), 2);
+    let archive_tag = tags::list(&a.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "Archive")
+        .expect("tag Archive created from the sub-folder");
+    let school = docs
+        .iter()
+        .find(|d| d.title == "school_certificate_2010")
+        .unwrap();
+    assert_eq!(school.tags, vec![archive_tag.id]);
+    let acme = docs
+        .iter()
+        .find(|d| d.title == "acme_invoice_2024-03")
+        .unwrap();
+    assert!(acme.tags.is_empty());
+    while c.join("Archive/school_certificate_2010.pdf").exists() {
+        assert!(Instant::now() < deadline, "consumed file not removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for f in stay {
+        assert!(c.join(f).exists(), "{f} must be left alone");
+    }
+    tdb.cleanup().await;
+}
+
 async fn db_failure_leaves_no_file(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     // A row that already claims the file name the next document gets (id 2): the consume's
@@ -618,4 +709,5 @@ on_both_engines!(
     thumbnails_regenerate,
     tags_from_the_job,
     delete_duplicates_setting,
+    watcher_queues_the_folder,
 );

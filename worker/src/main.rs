@@ -6,6 +6,7 @@ mod http;
 mod jobs;
 mod metrics;
 mod runtime;
+mod watcher;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -49,7 +50,24 @@ enum Command {
     /// Run jobs until SIGTERM/SIGINT (the default).
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
+    /// Watch the consumption folder and queue every new file (run one per folder).
+    Watch(WatchArgs),
     // `migrate` (database schema) is added by the lead.
+}
+
+#[derive(Debug, Args, Clone)]
+struct WatchArgs {
+    /// Queue the files already there (once stable), then exit.
+    #[arg(long)]
+    oneshot: bool,
+    /// Seconds a file's size and modification time must stay unchanged before it is queued.
+    #[arg(
+        long,
+        env = "PAPERBOY_CONSUMER_STABILITY_DELAY",
+        value_name = "SECS",
+        default_value_t = 5.0
+    )]
+    stability_secs: f64,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -204,12 +222,45 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// `watch`: the consumption-folder watcher until SIGTERM/SIGINT (or `--oneshot`).
+async fn watch_folder(args: WatchArgs) -> anyhow::Result<i32> {
+    let config = Config::from_env().context("invalid settings")?;
+    init_logging(&config);
+    anyhow::ensure!(
+        args.stability_secs.is_finite() && args.stability_secs >= 0.0,
+        "--stability-secs must be a number of seconds >= 0"
+    );
+    let stop = stop_signals()?;
+    let queue = paperboy_shared::queue::Queue::connect(&config.redis_url, &config.redis_prefix)
+        .await
+        .context("cannot connect to Redis")?;
+    let db = if config.consumer_subdirs_as_tags {
+        Some(
+            paperboy_shared::db::Db::connect(&config.database_url)
+                .await
+                .context("cannot connect to the database (for sub-folder tags)")?,
+        )
+    } else {
+        None
+    };
+    let opts = watcher::Options::from_config(
+        &config,
+        Duration::from_secs_f64(args.stability_secs),
+        args.oneshot,
+    );
+    let queued = watcher::run(&config, opts, queue, db, stop).await?;
+    tracing::info!(queued, "watcher stopped");
+    Ok(exit::CLEAN)
+}
+
 fn main() {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Run(a)) => a,
-        None => cli.run,
-    };
+    let job: std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<i32>>>> =
+        match cli.command {
+            Some(Command::Run(a)) => Box::pin(run(a)),
+            Some(Command::Watch(w)) => Box::pin(watch_folder(w)),
+            None => Box::pin(run(cli.run)),
+        };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -220,7 +271,7 @@ fn main() {
             std::process::exit(exit::FATAL);
         }
     };
-    let code = match rt.block_on(run(args)) {
+    let code = match rt.block_on(job) {
         Ok(code) => code,
         Err(e) => {
             // Logging may not be set up yet: stderr, plus a log line if it is.

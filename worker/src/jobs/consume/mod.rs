@@ -131,9 +131,15 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
     }
     // As paperless: a file picked up from the consumption folder goes once it is consumed.
     if let Some(src) = &st.args.source {
-        let path = source_path(ctx.config(), src);
-        if let Err(e) = media::remove_file(&path) {
-            tracing::warn!(source = %path.display(), error = %e, "cannot remove the consumed file");
+        match source_path(ctx.config(), src) {
+            Some(path) => {
+                if let Err(e) = media::remove_file(&path) {
+                    tracing::warn!(source = %path.display(), error = %e, "cannot remove the consumed file");
+                }
+            }
+            None => {
+                tracing::warn!(source = %src, "source outside the consumption folder left alone")
+            }
         }
     }
     tracing::info!(document_id = id, title = %st.title, "consumed {}", st.args.original_filename);
@@ -163,8 +169,13 @@ async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) ->
     let mut msg = msg;
     if st.duplicate_of.is_some() && config.consumer_delete_duplicates {
         let _ = staging::remove(config, &st.args.staged);
-        if let Some(src) = &st.args.source {
-            let _ = std::fs::remove_file(source_path(config, src));
+        if let Some(path) = st
+            .args
+            .source
+            .as_deref()
+            .and_then(|s| source_path(config, s))
+        {
+            let _ = std::fs::remove_file(path);
         }
         msg.push_str(&format!(
             " (the input was deleted: {} is on)",
@@ -191,14 +202,19 @@ async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) ->
     JobError::Permanent(msg)
 }
 
-/// `args.source` as a path: absolute as given, relative ones inside the consumption folder.
-fn source_path(config: &paperboy_shared::config::Config, source: &str) -> PathBuf {
+/// `args.source` as a path inside the consumption folder (relative to it, or absolute under
+/// it); None for anything else (`..`, another folder): consume never deletes or moves files
+/// outside the consumption folder.
+fn source_path(config: &paperboy_shared::config::Config, source: &str) -> Option<PathBuf> {
+    use std::path::Component;
     let p = Path::new(source);
-    if p.is_absolute() {
-        p.to_path_buf()
+    let rel = if p.is_absolute() {
+        p.strip_prefix(&config.consumption_dir).ok()?
     } else {
-        config.consumption_dir.join(p)
-    }
+        p
+    };
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && rel.components().next().is_some()).then(|| config.consumption_dir.join(rel))
 }
 
 /// Moves the source file to `CONSUMPTION_DIR/failed/<name>` (never deletes it; a name already
@@ -207,7 +223,11 @@ fn move_to_failed(
     config: &paperboy_shared::config::Config,
     source: &str,
 ) -> std::io::Result<Option<PathBuf>> {
-    let from = source_path(config, source);
+    let Some(from) = source_path(config, source) else {
+        return Err(std::io::Error::other(
+            "it is not a file inside the consumption folder",
+        ));
+    };
     if !from.exists() {
         return Ok(None);
     }
@@ -619,5 +639,18 @@ mod tests {
         assert_eq!(std::fs::read(&to).unwrap(), b"MZ1");
         assert_eq!(std::fs::read(&to2).unwrap(), b"MZ2");
         assert_eq!(move_to_failed(&c, "gone.pdf").unwrap(), None);
+        // Never outside the consumption folder.
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("keep.pdf");
+        std::fs::write(&victim, b"x").unwrap();
+        assert!(move_to_failed(&c, victim.to_str().unwrap()).is_err());
+        assert!(move_to_failed(&c, "../keep.pdf").is_err());
+        assert!(victim.exists());
+        assert_eq!(source_path(&c, "a/../b.pdf"), None);
+        assert_eq!(source_path(&c, ""), None);
+        assert_eq!(
+            source_path(&c, "Archive/x.pdf"),
+            Some(tmp.path().join("Archive/x.pdf"))
+        );
     }
 }
