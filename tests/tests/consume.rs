@@ -446,6 +446,54 @@ async fn tags_from_the_job(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// A consume job re-run after its first attempt committed (the worker died before reporting):
+/// the marker next to the staged copy names the document; the re-run answers with it instead
+/// of refusing a duplicate.
+async fn rerun_after_commit_is_not_a_duplicate(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/rent_agreement.pdf");
+    let (first, _) = a.consume(&file, None).await;
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    let id = first.result.unwrap()["document_id"].as_i64().unwrap();
+    // The state a crash right after the commit leaves: staged copy and marker still there.
+    let staged = staging::stage_into(&a.staging(), &file).unwrap();
+    std::fs::write(
+        staged.path.parent().unwrap().join(".paperboy-document-id"),
+        id.to_string(),
+    )
+    .unwrap();
+    let job = Job::Consume(ConsumeArgs {
+        staged: staged.relative.clone(),
+        original_filename: staged.original_filename.clone(),
+        tags: vec![],
+        source: None,
+    });
+    let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
+    let r = a.wait(&jid).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    assert_eq!(r.result.unwrap()["document_id"], id);
+    assert!(!staged.path.exists(), "staged copy removed");
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    // A marker naming a document with other content is ignored: a real duplicate is refused.
+    let staged = staging::stage_into(&a.staging(), &file).unwrap();
+    std::fs::write(
+        staged.path.parent().unwrap().join(".paperboy-document-id"),
+        "999",
+    )
+    .unwrap();
+    let job = Job::Consume(ConsumeArgs {
+        staged: staged.relative.clone(),
+        original_filename: staged.original_filename.clone(),
+        tags: vec![],
+        source: None,
+    });
+    let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
+    let r = a.wait(&jid).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert!(error_of(&r).contains("duplicate"), "{}", error_of(&r));
+    tdb.cleanup().await;
+}
+
 /// With PAPERBOY_CONSUMER_DELETE_DUPLICATES a refused duplicate is deleted, not kept.
 async fn delete_duplicates_setting(tdb: TestDb) {
     let a = Archive::with_env(&tdb, &[("PAPERLESS_CONSUMER_DELETE_DUPLICATES", "true")]).await;
@@ -710,4 +758,5 @@ on_both_engines!(
     tags_from_the_job,
     delete_duplicates_setting,
     watcher_queues_the_folder,
+    rerun_after_commit_is_not_a_duplicate,
 );

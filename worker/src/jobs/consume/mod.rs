@@ -20,6 +20,10 @@
 //!    before it is committed, so no row points at a missing file and no file is left without
 //!    its row.
 //!
+//! Before the commit, a marker next to the staged copy records the new document's id: a job
+//! re-run after a crash past the commit (at-least-once delivery) finds it and answers with that
+//! document instead of refusing its own work as a duplicate.
+//!
 //! After success the staged copy is removed, and so is `args.source` (the file in the
 //! consumption folder), as paperless deletes a consumed input. A transient error keeps it (the job is retried);
 //! a permanent one keeps it too (the message says where) and, if the file came from the
@@ -121,6 +125,10 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         ctx.progress(i as u64, total, *name);
         if let Err(e) = step(&mut st, ctx).await {
             return Err(failed(&st, ctx, name, e).await);
+        }
+        if st.document_id.is_some() {
+            // Stored (or found stored by an earlier attempt of this very job).
+            break;
         }
     }
     let id = st.document_id.expect("the store step sets the document id");
@@ -335,6 +343,22 @@ fn checksum<'a>(
     Box::pin(async move {
         let bytes = st.bytes.clone();
         st.checksum = blocking("checksum", move || hex::encode(Sha256::digest(&bytes[..]))).await?;
+        // A job runs at least once: if an earlier attempt committed the document and then died
+        // (before reporting, before removing the staged copy), its marker names the document.
+        if let Some(id) = read_marker(&st.staged_path)
+            && let Some(doc) = documents::get(ctx.db(), id).await?
+            && doc.checksum == st.checksum
+        {
+            tracing::info!(
+                document_id = id,
+                "already consumed by an earlier attempt of this job"
+            );
+            st.title = doc.title;
+            st.page_count = doc.page_count;
+            st.created = NaiveDate::parse_from_str(&doc.created, "%Y-%m-%d").ok();
+            st.document_id = Some(id);
+            return Ok(());
+        }
         if let Some(dup) = documents::find_by_checksum(ctx.db(), &st.checksum).await? {
             st.duplicate_of = Some(dup.id);
             return Err(JobError::Permanent(format!(
@@ -494,10 +518,16 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
 
         // Files first (atomically), then the row points at them, then commit; on any failure
         // before the commit the files go again.
+        let marker = marker_path(&st.staged_path);
         let written = {
             let (media, filename, bytes) = (media.clone(), filename.clone(), st.bytes.clone());
+            let marker = marker.clone();
             blocking("writing the files", move || {
-                write_files(&media, id, &filename, &bytes, &thumb)
+                write_files(&media, id, &filename, &bytes, &thumb)?;
+                // Names the document for a re-run of this job after a crash past the commit.
+                media::write_atomic(&marker, id.to_string().as_bytes()).inspect_err(|_| {
+                    remove_files(&media, id, &filename);
+                })
             })
             .await?
         };
@@ -511,11 +541,31 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         if let Err(e) = result {
             // The transaction (if not committed) rolls back when dropped; the files go now.
             remove_files(&media, id, &filename);
+            let _ = media::remove_file(&marker);
             return Err(e);
         }
         st.document_id = Some(id);
         Ok(())
     })
+}
+
+/// Name of the marker file, next to the staged copy, that records the stored document's id.
+pub const MARKER: &str = ".paperboy-document-id";
+
+fn marker_path(staged: &Path) -> PathBuf {
+    staged
+        .parent()
+        .map(|d| d.join(MARKER))
+        .unwrap_or_else(|| PathBuf::from(MARKER))
+}
+
+/// The document id an earlier attempt recorded next to the staged copy, if any.
+fn read_marker(staged: &Path) -> Option<i64> {
+    std::fs::read_to_string(marker_path(staged))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Tag ids that do not exist are the caller's mistake.
