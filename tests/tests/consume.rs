@@ -446,6 +446,38 @@ async fn tags_from_the_job(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// The same content twice at once (two jobs running side by side on one worker): exactly one
+/// document, the other job refused as a duplicate.
+async fn concurrent_duplicates_make_one_document(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/employment_contract.pdf");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let staged = staging::stage_into(&a.staging(), &file).unwrap();
+        let job = Job::Consume(ConsumeArgs {
+            staged: staged.relative.clone(),
+            original_filename: staged.original_filename.clone(),
+            tags: vec![],
+            source: None,
+        });
+        ids.push(a.queue.enqueue(&job).await.unwrap().id().to_string());
+    }
+    let mut states = Vec::new();
+    for id in &ids {
+        let r = a.wait(id).await;
+        if r.state == JobState::Dead {
+            assert!(error_of(&r).contains("duplicate"), "{}", error_of(&r));
+        }
+        states.push(r.state);
+    }
+    let ok = states.iter().filter(|s| **s == JobState::Succeeded).count();
+    assert_eq!(ok, 1, "{states:?}");
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert_eq!(a.files_in("originals").len(), 1);
+    assert_eq!(a.files_in("thumbnails").len(), 1);
+    tdb.cleanup().await;
+}
+
 /// A consume job re-run after its first attempt committed (the worker died before reporting):
 /// the marker next to the staged copy names the document; the re-run answers with it instead
 /// of refusing a duplicate.
@@ -759,4 +791,5 @@ on_both_engines!(
     delete_duplicates_setting,
     watcher_queues_the_folder,
     rerun_after_commit_is_not_a_duplicate,
+    concurrent_duplicates_make_one_document,
 );

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
-use paperboy_shared::db::{DbError, NewDocument, documents};
+use paperboy_shared::db::{ChecksumMatch, DbError, NewDocument, documents};
 use paperboy_shared::job::ConsumeArgs;
 use paperboy_shared::media::{self, Folder, Media};
 use paperboy_shared::{Classify, config::names, staging};
@@ -359,22 +359,28 @@ fn checksum<'a>(
             st.document_id = Some(id);
             return Ok(());
         }
+        // Early, before the expensive steps; `store` checks again under a lock.
         if let Some(dup) = documents::find_by_checksum(ctx.db(), &st.checksum).await? {
-            st.duplicate_of = Some(dup.id);
-            return Err(JobError::Permanent(format!(
-                "Not consuming {}: it is a duplicate of {} (#{}){}",
-                st.args.original_filename,
-                dup.title,
-                dup.id,
-                if dup.in_trash {
-                    ". Note: the existing document is in the trash"
-                } else {
-                    ""
-                }
-            )));
+            return Err(duplicate(st, &dup));
         }
         Ok(())
     })
+}
+
+/// paperless's message for a refused duplicate.
+fn duplicate(st: &mut ConsumeState, dup: &ChecksumMatch) -> JobError {
+    st.duplicate_of = Some(dup.id);
+    JobError::Permanent(format!(
+        "Not consuming {}: it is a duplicate of {} (#{}){}",
+        st.args.original_filename,
+        dup.title,
+        dup.id,
+        if dup.in_trash {
+            ". Note: the existing document is in the trash"
+        } else {
+            ""
+        }
+    ))
 }
 
 fn extract_text<'a>(
@@ -510,6 +516,11 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
             .expect("the thumbnail step runs before store");
 
         let mut tx = ctx.db().begin().await?;
+        // Two jobs with the same content at once: the second waits here, then sees the first.
+        documents::lock_checksum(&mut tx, ctx.db().engine, &st.checksum).await?;
+        if let Some(dup) = documents::find_by_checksum_in(&mut tx, &st.checksum).await? {
+            return Err(duplicate(st, &dup));
+        }
         let id = documents::insert(&mut tx, &new).await?;
         documents::add_tags(&mut tx, id, &st.args.tags)
             .await
