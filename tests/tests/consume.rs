@@ -8,7 +8,7 @@
 //! consume-input/` next to the repository, checked against what paperless made of them
 //! (`export-plain/manifest.json`).
 //!
-//! Needs `cargo build -p paperboy-worker` first.
+//! Needs `cargo build -p paperboy-worker -p paperboy` first.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -73,15 +73,20 @@ fn manifest() -> HashMap<String, Value> {
 
 /// `target/<profile>/paperboy-worker`.
 fn worker_binary() -> PathBuf {
+    binary("paperboy-worker")
+}
+
+/// `target/<profile>/<name>` (the package has the binary's name).
+fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let bin = exe
         .parent()
         .and_then(Path::parent)
         .expect("the test executable lives in target/<profile>/deps")
-        .join("paperboy-worker");
+        .join(name);
     assert!(
         bin.exists(),
-        "{} not found: run `cargo build -p paperboy-worker` first",
+        "{} not found: run `cargo build -p {name}` first",
         bin.display()
     );
     bin
@@ -478,6 +483,48 @@ async fn concurrent_duplicates_make_one_document(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// The user's way: `paperboy consume --wait FILE` against a real worker prints the new
+/// document's id.
+async fn cli_consume_wait_prints_the_document_id(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/medical_letter_smith.pdf");
+    let mut c = a.worker_command(&tdb.url, &[]);
+    let c = c.as_std_mut();
+    let out = tokio::process::Command::new(binary("paperboy"))
+        .env_clear()
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .args([
+            "consume",
+            "--wait",
+            "--timeout",
+            "60",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not an id: {stdout:?}"));
+    let doc = documents::get(&a.db, id)
+        .await
+        .unwrap()
+        .expect("the printed document");
+    assert_eq!(doc.title, "medical_letter_smith");
+    assert_eq!(doc.created, "2024-04-08");
+    tdb.cleanup().await;
+}
+
 /// A consume job re-run after its first attempt committed (the worker died before reporting):
 /// the marker next to the staged copy names the document; the re-run answers with it instead
 /// of refusing a duplicate.
@@ -792,4 +839,5 @@ on_both_engines!(
     watcher_queues_the_folder,
     rerun_after_commit_is_not_a_duplicate,
     concurrent_duplicates_make_one_document,
+    cli_consume_wait_prints_the_document_id,
 );
