@@ -288,6 +288,37 @@ mod tests {
     }
 
     #[test]
+    fn every_image_type_decodes() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(900, 300, |x, _| {
+            image::Rgba([200, 10, 10, if x < 450 { 255 } else { 0 }])
+        }));
+        for (kind, format) in [
+            (FileType::Png, ImageFormat::Png),
+            (FileType::Tiff, ImageFormat::Tiff),
+            (FileType::Gif, ImageFormat::Gif),
+            (FileType::Webp, ImageFormat::WebP),
+        ] {
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, format).unwrap();
+            let bytes = out.into_inner();
+            assert_eq!(crate::jobs::consume::detect::detect(&bytes), Some(kind));
+            let t = decode(&thumbnail(kind, &bytes, 500).unwrap()).to_rgb8();
+            assert_eq!(t.dimensions(), (500, 167), "{kind:?}");
+            // Opaque red stays red, transparent becomes white (not black).
+            let left = t.get_pixel(100, 80);
+            let right = t.get_pixel(400, 80);
+            assert!(left[0] > 150 && left[1] < 80, "{kind:?} left {left:?}");
+            assert!(right[0] > 200 && right[1] > 200, "{kind:?} right {right:?}");
+        }
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(img.to_rgb8())
+            .write_to(&mut out, ImageFormat::Jpeg)
+            .unwrap();
+        let t = decode(&thumbnail(FileType::Jpeg, &out.into_inner(), 500).unwrap());
+        assert_eq!(t.width(), 500);
+    }
+
+    #[test]
     fn text_is_rendered_on_an_a4_page() {
         let t = thumbnail(
             FileType::Text,
