@@ -677,6 +677,48 @@ async fn watcher_queues_the_folder(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// `paperboy-worker watch` (inotify) picks up a file dropped in later, and stops on SIGTERM.
+async fn watcher_sees_new_files_and_stops(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let mut watcher = a
+        .worker_command(&tdb.url, &[])
+        .args(["watch", "--stability-secs", "0.3"])
+        .spawn()
+        .expect("start the watcher");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let input = fixtures().join("consume-input/insurance_policy_2024.pdf");
+    // Written in two steps, like a slow scanner: only the complete file is consumed.
+    let bytes = std::fs::read(&input).unwrap();
+    let dst = a.consume_dir().join("insurance_policy_2024.pdf");
+    std::fs::write(&dst, &bytes[..bytes.len() / 2]).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(&dst, &bytes).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while documents::count(&a.db).await.unwrap() < 1 || dst.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped file was not consumed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let doc = &documents::list(&a.db, 0, 10).await.unwrap()[0];
+    assert_eq!(doc.page_count, Some(1));
+    assert_eq!(doc.created, "2024-01-02");
+    assert!(
+        !a.consume_dir().join("failed").exists(),
+        "the half-written file was not queued"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &watcher.id().unwrap().to_string()])
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(20), watcher.wait())
+        .await
+        .expect("the watcher stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    tdb.cleanup().await;
+}
+
 async fn db_failure_leaves_no_file(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     // A row that already claims the file name the next document gets (id 2): the consume's
@@ -840,4 +882,5 @@ on_both_engines!(
     rerun_after_commit_is_not_a_duplicate,
     concurrent_duplicates_make_one_document,
     cli_consume_wait_prints_the_document_id,
+    watcher_sees_new_files_and_stops,
 );
