@@ -52,7 +52,7 @@ fn fixture_files() -> Vec<PathBuf> {
     out.sort();
     assert!(
         out.len() >= 20,
-        "expected the 23 fixture files, found {}",
+        "expected the 22 fixture files, found {}",
         out.len()
     );
     out
