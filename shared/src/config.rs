@@ -79,6 +79,8 @@ settings! {
         "Order of day, month and year in numeric dates found in documents (DMY, MDY, YMD, ...).");
     FILENAME_DATE_ORDER = ("PAPERBOY_FILENAME_DATE_ORDER", Some("PAPERLESS_FILENAME_DATE_ORDER"), "",
         "If set, a date in the file name is tried first (e.g. YMD).");
+    IGNORE_DATES = ("PAPERBOY_IGNORE_DATES", Some("PAPERLESS_IGNORE_DATES"), "",
+        "Comma-separated dates (YYYY-MM-DD) never taken as a document's created date, e.g. a birth date.");
     THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
 }
 
@@ -180,6 +182,21 @@ fn parse_bool(env: &dyn Env, name: &'static str) -> Result<bool, ConfigError> {
     }
 }
 
+fn parse_dates(env: &dyn Env, name: &'static str) -> Result<Vec<chrono::NaiveDate>, ConfigError> {
+    let v = lookup(env, name)?;
+    v.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|e| ConfigError::Invalid {
+                name,
+                value: v.clone(),
+                reason: format!("{d:?} is not a date YYYY-MM-DD ({e})"),
+            })
+        })
+        .collect()
+}
+
 /// Everything both binaries need to know. Build with [`Config::from_env`], then let flags
 /// override fields.
 #[derive(Debug, Clone)]
@@ -206,6 +223,7 @@ pub struct Config {
     pub consumer_stability_delay: Duration,
     pub date_order: String,
     pub filename_date_order: Option<String>,
+    pub ignore_dates: Vec<chrono::NaiveDate>,
     pub thumbnail_width: u32,
 }
 
@@ -259,6 +277,7 @@ impl Config {
             })?,
             date_order: lookup(env, DATE_ORDER)?,
             filename_date_order,
+            ignore_dates: parse_dates(env, IGNORE_DATES)?,
             thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,
         })
     }
@@ -352,6 +371,24 @@ mod tests {
         let e = env(&[("PAPERBOY_LEASE_SECS", "soon")]);
         let err = Config::from(&e).unwrap_err().to_string();
         assert!(err.contains("PAPERBOY_LEASE_SECS=\"soon\""), "{err}");
+    }
+
+    #[test]
+    fn ignore_dates_are_a_comma_separated_list() {
+        let e = env(&[("PAPERLESS_IGNORE_DATES", "1996-02-20, 2020-01-17,")]);
+        let c = Config::from(&e).unwrap();
+        assert_eq!(
+            c.ignore_dates,
+            vec![
+                chrono::NaiveDate::from_ymd_opt(1996, 2, 20).unwrap(),
+                chrono::NaiveDate::from_ymd_opt(2020, 1, 17).unwrap()
+            ]
+        );
+        assert!(Config::from(&env(&[])).unwrap().ignore_dates.is_empty());
+        let err = Config::from(&env(&[("PAPERBOY_IGNORE_DATES", "20.02.1996")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PAPERBOY_IGNORE_DATES"), "{err}");
     }
 
     #[test]

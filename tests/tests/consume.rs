@@ -8,14 +8,14 @@
 //! consume-input/` next to the repository, checked against what paperless made of them
 //! (`export-plain/manifest.json`).
 //!
-//! Needs `cargo build -p paperboy-worker` first.
+//! Needs `cargo build -p paperboy-worker -p paperboy` first.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate};
+use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate, tags};
 use paperboy_shared::job::{ConsumeArgs, Job};
 use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_shared::staging;
@@ -52,7 +52,7 @@ fn fixture_files() -> Vec<PathBuf> {
     out.sort();
     assert!(
         out.len() >= 20,
-        "expected the 23 fixture files, found {}",
+        "expected the 22 fixture files, found {}",
         out.len()
     );
     out
@@ -73,15 +73,20 @@ fn manifest() -> HashMap<String, Value> {
 
 /// `target/<profile>/paperboy-worker`.
 fn worker_binary() -> PathBuf {
+    binary("paperboy-worker")
+}
+
+/// `target/<profile>/<name>` (the package has the binary's name).
+fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let bin = exe
         .parent()
         .and_then(Path::parent)
         .expect("the test executable lives in target/<profile>/deps")
-        .join("paperboy-worker");
+        .join(name);
     assert!(
         bin.exists(),
-        "{} not found: run `cargo build -p paperboy-worker` first",
+        "{} not found: run `cargo build -p {name}` first",
         bin.display()
     );
     bin
@@ -98,6 +103,11 @@ struct Archive {
 
 impl Archive {
     async fn new(tdb: &TestDb) -> Archive {
+        Archive::with_env(tdb, &[]).await
+    }
+
+    /// [`Archive::new`] with extra settings for the worker.
+    async fn with_env(tdb: &TestDb, env: &[(&str, &str)]) -> Archive {
         migrate::migrate_latest(&tdb.db).await.expect("migrate");
         let redis = TestRedis::new();
         let queue = redis.queue().await;
@@ -110,13 +120,22 @@ impl Archive {
             dir,
             worker: None,
         };
-        a.worker = Some(a.spawn_worker(&tdb.url));
+        a.worker = Some(a.spawn_worker(&tdb.url, env));
         a
     }
 
-    fn spawn_worker(&self, db_url: &str) -> tokio::process::Child {
-        tokio::process::Command::new(worker_binary())
-            .env_clear()
+    fn spawn_worker(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Child {
+        self.worker_command(db_url, env)
+            .args(["--queues", "consume,thumbnails"])
+            .spawn()
+            .expect("start paperboy-worker")
+    }
+
+    /// `paperboy-worker` with this archive's settings (and `env` on top).
+    fn worker_command(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(worker_binary());
+        c.env_clear()
+            .envs(env.iter().copied())
             .env("PAPERBOY_REDIS_URL", &self.redis.url)
             .env("PAPERBOY_REDIS_PREFIX", &self.redis.prefix)
             .env("PAPERBOY_DATA_DIR", self.data())
@@ -125,11 +144,9 @@ impl Archive {
             .env("PAPERBOY_DATABASE_URL", db_url)
             .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
             .env("PAPERBOY_LOG_LEVEL", "warn")
-            .args(["--queues", "consume,thumbnails"])
             .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start paperboy-worker")
+            .kill_on_drop(true);
+        c
     }
 
     fn data(&self) -> PathBuf {
@@ -147,11 +164,24 @@ impl Archive {
 
     /// Stages `file` as the CLI does, enqueues its consume job and waits for its end.
     async fn consume(&self, file: &Path, source: Option<&str>) -> (JobRecord, PathBuf) {
+        self.consume_args(file, source, vec![]).await
+    }
+
+    async fn consume_with(&self, file: &Path, tags: Vec<i64>) -> (JobRecord, PathBuf) {
+        self.consume_args(file, None, tags).await
+    }
+
+    async fn consume_args(
+        &self,
+        file: &Path,
+        source: Option<&str>,
+        tags: Vec<i64>,
+    ) -> (JobRecord, PathBuf) {
         let staged = staging::stage_into(&self.staging(), file).expect("stage");
         let job = Job::Consume(ConsumeArgs {
             staged: staged.relative.clone(),
             original_filename: staged.original_filename.clone(),
-            tags: vec![],
+            tags,
             source: source.map(str::to_string),
         });
         let id = self.queue.enqueue(&job).await.unwrap().id().to_string();
@@ -295,6 +325,11 @@ async fn every_fixture_file(tdb: TestDb) {
         assert!(stored == input, "{name}: stored original differs");
         let thumb = std::fs::read(a.media().join("thumbnails").join(format!("{id:07}.webp")))
             .unwrap_or_else(|e| panic!("{name}: thumbnail: {e}"));
+        assert!(
+            result["thumbnail_error"].is_null(),
+            "{name}: placeholder thumbnail: {}",
+            result["thumbnail_error"]
+        );
         let (w, h) = webp_size(&thumb);
         assert!(
             (100..=500).contains(&w) && h >= 100,
@@ -368,8 +403,12 @@ async fn bad_file_is_refused_and_kept(tdb: TestDb) {
 async fn duplicate_is_refused(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     let file = fixtures().join("consume-input/meeting_notes.txt");
-    let (first, _) = a.consume(&file, None).await;
+    // The first one comes from the consumption folder: consumed, it goes (as in paperless).
+    let src = a.consume_dir().join("meeting_notes.txt");
+    std::fs::copy(&file, &src).unwrap();
+    let (first, _) = a.consume(&src, Some("meeting_notes.txt")).await;
     assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    assert!(!src.exists(), "the consumed source file is removed");
     let id = first.result.unwrap()["document_id"].as_i64().unwrap();
     let (second, staged) = a.consume(&file, None).await;
     assert_eq!(second.state, JobState::Dead, "{second:?}");
@@ -381,6 +420,175 @@ async fn duplicate_is_refused(tdb: TestDb) {
     assert!(staged.exists(), "the refused input is kept");
     assert_eq!(documents::count(&a.db).await.unwrap(), 1);
     assert_eq!(a.files_in("originals"), vec![format!("{id:07}.txt")]);
+    tdb.cleanup().await;
+}
+
+async fn tags_from_the_job(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let mut tx = a.db.begin().await.unwrap();
+    let tag = tags::get_or_create_by_name(&mut tx, "Archive")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let file = fixtures().join("consume-input/acme_invoice_2024-06.pdf");
+    let (r, _) = a.consume_with(&file, vec![tag]).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    let id = r.result.unwrap()["document_id"].as_i64().unwrap();
+    assert_eq!(
+        documents::get(&a.db, id).await.unwrap().unwrap().tags,
+        vec![tag]
+    );
+
+    // An unknown tag id is refused, nothing stored.
+    let file = fixtures().join("consume-input/car_repair_invoice.pdf");
+    let (r, staged) = a.consume_with(&file, vec![tag + 1000]).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert!(error_of(&r).contains("unknown tag"), "{}", error_of(&r));
+    assert!(staged.exists());
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert_eq!(a.files_in("originals"), vec![format!("{id:07}.pdf")]);
+    assert_eq!(a.files_in("thumbnails"), vec![format!("{id:07}.webp")]);
+    tdb.cleanup().await;
+}
+
+/// The same content twice at once (two jobs running side by side on one worker): exactly one
+/// document, the other job refused as a duplicate.
+async fn concurrent_duplicates_make_one_document(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/employment_contract.pdf");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let staged = staging::stage_into(&a.staging(), &file).unwrap();
+        let job = Job::Consume(ConsumeArgs {
+            staged: staged.relative.clone(),
+            original_filename: staged.original_filename.clone(),
+            tags: vec![],
+            source: None,
+        });
+        ids.push(a.queue.enqueue(&job).await.unwrap().id().to_string());
+    }
+    let mut states = Vec::new();
+    for id in &ids {
+        let r = a.wait(id).await;
+        if r.state == JobState::Dead {
+            assert!(error_of(&r).contains("duplicate"), "{}", error_of(&r));
+        }
+        states.push(r.state);
+    }
+    let ok = states.iter().filter(|s| **s == JobState::Succeeded).count();
+    assert_eq!(ok, 1, "{states:?}");
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    assert_eq!(a.files_in("originals").len(), 1);
+    assert_eq!(a.files_in("thumbnails").len(), 1);
+    tdb.cleanup().await;
+}
+
+/// The user's way: `paperboy consume --wait FILE` against a real worker prints the new
+/// document's id.
+async fn cli_consume_wait_prints_the_document_id(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/medical_letter_smith.pdf");
+    let mut c = a.worker_command(&tdb.url, &[]);
+    let c = c.as_std_mut();
+    let out = tokio::process::Command::new(binary("paperboy"))
+        .env_clear()
+        .envs(
+            c.get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        )
+        .args([
+            "consume",
+            "--wait",
+            "--timeout",
+            "60",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id: i64 = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not an id: {stdout:?}"));
+    let doc = documents::get(&a.db, id)
+        .await
+        .unwrap()
+        .expect("the printed document");
+    assert_eq!(doc.title, "medical_letter_smith");
+    assert_eq!(doc.created, "2024-04-08");
+    tdb.cleanup().await;
+}
+
+/// A consume job re-run after its first attempt committed (the worker died before reporting):
+/// the marker next to the staged copy names the document; the re-run answers with it instead
+/// of refusing a duplicate.
+async fn rerun_after_commit_is_not_a_duplicate(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let file = fixtures().join("consume-input/rent_agreement.pdf");
+    let (first, _) = a.consume(&file, None).await;
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    let id = first.result.unwrap()["document_id"].as_i64().unwrap();
+    // The state a crash right after the commit leaves: staged copy and marker still there.
+    let staged = staging::stage_into(&a.staging(), &file).unwrap();
+    std::fs::write(
+        staged.path.parent().unwrap().join(".paperboy-document-id"),
+        id.to_string(),
+    )
+    .unwrap();
+    let job = Job::Consume(ConsumeArgs {
+        staged: staged.relative.clone(),
+        original_filename: staged.original_filename.clone(),
+        tags: vec![],
+        source: None,
+    });
+    let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
+    let r = a.wait(&jid).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    assert_eq!(r.result.unwrap()["document_id"], id);
+    assert!(!staged.path.exists(), "staged copy removed");
+    assert_eq!(documents::count(&a.db).await.unwrap(), 1);
+    // A marker naming a document with other content is ignored: a real duplicate is refused.
+    let staged = staging::stage_into(&a.staging(), &file).unwrap();
+    std::fs::write(
+        staged.path.parent().unwrap().join(".paperboy-document-id"),
+        "999",
+    )
+    .unwrap();
+    let job = Job::Consume(ConsumeArgs {
+        staged: staged.relative.clone(),
+        original_filename: staged.original_filename.clone(),
+        tags: vec![],
+        source: None,
+    });
+    let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
+    let r = a.wait(&jid).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    assert!(error_of(&r).contains("duplicate"), "{}", error_of(&r));
+    tdb.cleanup().await;
+}
+
+/// With PAPERBOY_CONSUMER_DELETE_DUPLICATES a refused duplicate is deleted, not kept.
+async fn delete_duplicates_setting(tdb: TestDb) {
+    let a = Archive::with_env(&tdb, &[("PAPERLESS_CONSUMER_DELETE_DUPLICATES", "true")]).await;
+    let file = fixtures().join("consume-input/meeting_notes.txt");
+    let (first, _) = a.consume(&file, None).await;
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.errors);
+    let src = a.consume_dir().join("again.txt");
+    std::fs::copy(&file, &src).unwrap();
+    let (second, staged) = a.consume(&src, Some("again.txt")).await;
+    assert_eq!(second.state, JobState::Dead, "{second:?}");
+    let err = error_of(&second);
+    assert!(err.contains("duplicate of meeting_notes"), "{err}");
+    assert!(err.contains("deleted"), "{err}");
+    assert!(!staged.exists());
+    assert!(!src.exists());
+    assert!(!a.consume_dir().join("failed").exists());
     tdb.cleanup().await;
 }
 
@@ -541,4 +749,9 @@ on_both_engines!(
     duplicate_is_refused,
     db_failure_leaves_no_file,
     thumbnails_regenerate,
+    tags_from_the_job,
+    delete_duplicates_setting,
+    rerun_after_commit_is_not_a_duplicate,
+    concurrent_duplicates_make_one_document,
+    cli_consume_wait_prints_the_document_id,
 );

@@ -7,7 +7,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{ChecksumMatch, Db, DbError, Document, NewDocument, now_rfc3339};
+use super::{ChecksumMatch, Db, DbError, Document, Engine, NewDocument, now_rfc3339};
 
 /// Column list of [`Document::from_row`] (a macro so that queries stay `&'static str`).
 macro_rules! doc_cols {
@@ -277,13 +277,55 @@ async fn ids_query(
 /// The document whose original or archive version has this checksum, trash included (the
 /// oldest if several). Consume uses it to refuse duplicates.
 pub async fn find_by_checksum(db: &Db, checksum: &str) -> Result<Option<ChecksumMatch>, DbError> {
+    find_by_checksum_with(&db.pool, checksum).await
+}
+
+/// [`find_by_checksum`] inside the caller's transaction (after [`lock_checksum`]).
+pub async fn find_by_checksum_in(
+    conn: &mut AnyConnection,
+    checksum: &str,
+) -> Result<Option<ChecksumMatch>, DbError> {
+    find_by_checksum_with(&mut *conn, checksum).await
+}
+
+/// Serializes writers of documents with this checksum until the caller's transaction ends, so
+/// that a duplicate check followed by an insert is race-free: PostgreSQL takes a
+/// transaction-scoped advisory lock keyed by the checksum; SQLite needs nothing (a write
+/// transaction, `BEGIN IMMEDIATE`, already excludes every other writer).
+pub async fn lock_checksum(
+    conn: &mut AnyConnection,
+    engine: Engine,
+    checksum: &str,
+) -> Result<(), DbError> {
+    if engine == Engine::Postgres {
+        // 60 bits of the hex checksum: a positive BIGINT.
+        let key = checksum
+            .get(..15)
+            .and_then(|h| i64::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        // The lock function returns `void`, which sqlx::Any cannot decode: select a constant.
+        sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn find_by_checksum_with<'e, E>(
+    ex: E,
+    checksum: &str,
+) -> Result<Option<ChecksumMatch>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let checksum = checksum.to_ascii_lowercase();
     let Some(row) = sqlx::query(
         "SELECT id, title, deleted_at FROM documents \
          WHERE checksum = $1 OR archive_checksum = $1 ORDER BY id LIMIT 1",
     )
     .bind(&checksum)
-    .fetch_optional(&db.pool)
+    .fetch_optional(ex)
     .await?
     else {
         return Ok(None);

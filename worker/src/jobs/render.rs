@@ -46,6 +46,13 @@ pub fn thumbnail(kind: FileType, bytes: &[u8], max_width: u32) -> Result<Vec<u8>
     Ok(encode_webp(&shrink(image, max_width)))
 }
 
+/// A stand-in thumbnail: "no preview" and `label`, drawn like a text file.
+pub fn placeholder(label: &str, max_width: u32) -> Result<Vec<u8>, String> {
+    let text = format!("\n\n      (no preview)\n\n{label}");
+    let page = render_first_page(text_page_pdf(&text)?, max_width.max(1).saturating_mul(2))?;
+    Ok(encode_webp(&shrink(page, max_width.max(1))))
+}
+
 /// Scales down to `max_width` (keeping the aspect ratio), never up.
 fn shrink(image: RgbImage, max_width: u32) -> RgbImage {
     let (w, h) = image.dimensions();
@@ -281,6 +288,37 @@ mod tests {
     }
 
     #[test]
+    fn every_image_type_decodes() {
+        let img = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(900, 300, |x, _| {
+            image::Rgba([200, 10, 10, if x < 450 { 255 } else { 0 }])
+        }));
+        for (kind, format) in [
+            (FileType::Png, ImageFormat::Png),
+            (FileType::Tiff, ImageFormat::Tiff),
+            (FileType::Gif, ImageFormat::Gif),
+            (FileType::Webp, ImageFormat::WebP),
+        ] {
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, format).unwrap();
+            let bytes = out.into_inner();
+            assert_eq!(crate::jobs::consume::detect::detect(&bytes), Some(kind));
+            let t = decode(&thumbnail(kind, &bytes, 500).unwrap()).to_rgb8();
+            assert_eq!(t.dimensions(), (500, 167), "{kind:?}");
+            // Opaque red stays red, transparent becomes white (not black).
+            let left = t.get_pixel(100, 80);
+            let right = t.get_pixel(400, 80);
+            assert!(left[0] > 150 && left[1] < 80, "{kind:?} left {left:?}");
+            assert!(right[0] > 200 && right[1] > 200, "{kind:?} right {right:?}");
+        }
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(img.to_rgb8())
+            .write_to(&mut out, ImageFormat::Jpeg)
+            .unwrap();
+        let t = decode(&thumbnail(FileType::Jpeg, &out.into_inner(), 500).unwrap());
+        assert_eq!(t.width(), 500);
+    }
+
+    #[test]
     fn text_is_rendered_on_an_a4_page() {
         let t = thumbnail(
             FileType::Text,
@@ -295,6 +333,13 @@ mod tests {
         let dark = img.pixels().filter(|p| p[0] < 160).count();
         assert!(dark > 100, "text was drawn ({dark} dark pixels)");
         assert!(img.get_pixel(499, 703)[0] > 200);
+    }
+
+    #[test]
+    fn placeholder_is_a_page_sized_webp() {
+        let img = decode(&placeholder("scan.pdf\n(application/pdf)", 500).unwrap());
+        assert_eq!(img.width(), 500);
+        assert!(img.height() > 600);
     }
 
     #[test]

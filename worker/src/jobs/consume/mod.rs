@@ -12,13 +12,20 @@
 //! 5. `title`: the file name's stem (as paperless),
 //! 6. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
 //!    else today,
-//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]),
+//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]); if the
+//!    renderer fails on a file the earlier steps could read, a placeholder (the file name) is
+//!    stored instead and the result carries `thumbnail_error`,
 //! 8. `store`: ONE transaction inserting the document and its tags; the original and the
 //!    thumbnail are written atomically before the commit and removed again if anything fails
 //!    before it is committed, so no row points at a missing file and no file is left without
 //!    its row.
 //!
-//! After success the staged copy is removed. A transient error keeps it (the job is retried);
+//! Before the commit, a marker next to the staged copy records the new document's id: a job
+//! re-run after a crash past the commit (at-least-once delivery) finds it and answers with that
+//! document instead of refusing its own work as a duplicate.
+//!
+//! After success the staged copy is removed, and so is `args.source` (the file in the
+//! consumption folder), as paperless deletes a consumed input. A transient error keeps it (the job is retried);
 //! a permanent one keeps it too (the message says where) and, if the file came from the
 //! consumption folder (`args.source`), moves that file to `CONSUMPTION_DIR/failed/`.
 
@@ -31,7 +38,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
-use paperboy_shared::db::{DbError, NewDocument, documents};
+use paperboy_shared::db::{ChecksumMatch, DbError, NewDocument, documents};
 use paperboy_shared::job::ConsumeArgs;
 use paperboy_shared::media::{self, Folder, Media};
 use paperboy_shared::{Classify, config::names, staging};
@@ -62,6 +69,8 @@ pub struct ConsumeState {
     pub title: String,
     pub created: Option<NaiveDate>,
     pub thumbnail: Option<Vec<u8>>,
+    /// Why the thumbnail is a placeholder.
+    pub thumbnail_error: Option<String>,
     pub document_id: Option<i64>,
     /// Set by a step that refused the input as a duplicate (for the failed-input handling).
     pub duplicate_of: Option<i64>,
@@ -81,6 +90,7 @@ impl ConsumeState {
             title: String::new(),
             created: None,
             thumbnail: None,
+            thumbnail_error: None,
             document_id: None,
             duplicate_of: None,
         }
@@ -116,12 +126,29 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         if let Err(e) = step(&mut st, ctx).await {
             return Err(failed(&st, ctx, name, e).await);
         }
+        if st.document_id.is_some() {
+            // Stored (or found stored by an earlier attempt of this very job).
+            break;
+        }
     }
     let id = st.document_id.expect("the store step sets the document id");
     ctx.progress(total, total, "done");
     if let Err(e) = staging::remove(ctx.config(), &st.args.staged) {
         // The document is in; a leftover staged copy is only litter.
         tracing::warn!(staged = %st.args.staged, error = %e, "cannot remove the staged copy");
+    }
+    // As paperless: a file picked up from the consumption folder goes once it is consumed.
+    if let Some(src) = &st.args.source {
+        match source_path(ctx.config(), src) {
+            Some(path) => {
+                if let Err(e) = media::remove_file(&path) {
+                    tracing::warn!(source = %path.display(), error = %e, "cannot remove the consumed file");
+                }
+            }
+            None => {
+                tracing::warn!(source = %src, "source outside the consumption folder left alone")
+            }
+        }
     }
     tracing::info!(document_id = id, title = %st.title, "consumed {}", st.args.original_filename);
     Ok(json!({
@@ -131,6 +158,7 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         "mime_type": st.kind().mime(),
         "page_count": st.page_count,
         "created": st.created.map(|d| d.format("%Y-%m-%d").to_string()),
+        "thumbnail_error": st.thumbnail_error,
     }))
 }
 
@@ -149,8 +177,13 @@ async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) ->
     let mut msg = msg;
     if st.duplicate_of.is_some() && config.consumer_delete_duplicates {
         let _ = staging::remove(config, &st.args.staged);
-        if let Some(src) = &st.args.source {
-            let _ = std::fs::remove_file(source_path(config, src));
+        if let Some(path) = st
+            .args
+            .source
+            .as_deref()
+            .and_then(|s| source_path(config, s))
+        {
+            let _ = std::fs::remove_file(path);
         }
         msg.push_str(&format!(
             " (the input was deleted: {} is on)",
@@ -177,14 +210,19 @@ async fn failed(st: &ConsumeState, ctx: &JobContext, step: &str, e: JobError) ->
     JobError::Permanent(msg)
 }
 
-/// `args.source` as a path: absolute as given, relative ones inside the consumption folder.
-fn source_path(config: &paperboy_shared::config::Config, source: &str) -> PathBuf {
+/// `args.source` as a path inside the consumption folder (relative to it, or absolute under
+/// it); None for anything else (`..`, another folder): consume never deletes or moves files
+/// outside the consumption folder.
+fn source_path(config: &paperboy_shared::config::Config, source: &str) -> Option<PathBuf> {
+    use std::path::Component;
     let p = Path::new(source);
-    if p.is_absolute() {
-        p.to_path_buf()
+    let rel = if p.is_absolute() {
+        p.strip_prefix(&config.consumption_dir).ok()?
     } else {
-        config.consumption_dir.join(p)
-    }
+        p
+    };
+    let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && rel.components().next().is_some()).then(|| config.consumption_dir.join(rel))
 }
 
 /// Moves the source file to `CONSUMPTION_DIR/failed/<name>` (never deletes it; a name already
@@ -196,7 +234,11 @@ fn move_to_failed(
     source: &str,
     staged: &Path,
 ) -> std::io::Result<Option<PathBuf>> {
-    let from = source_path(config, source);
+    let Some(from) = source_path(config, source) else {
+        return Err(std::io::Error::other(
+            "it is not a file inside the consumption folder",
+        ));
+    };
     let copy_staged = !from.exists();
     if copy_staged && (staged.as_os_str().is_empty() || !staged.is_file()) {
         return Ok(None);
@@ -310,22 +352,44 @@ fn checksum<'a>(
     Box::pin(async move {
         let bytes = st.bytes.clone();
         st.checksum = blocking("checksum", move || hex::encode(Sha256::digest(&bytes[..]))).await?;
+        // A job runs at least once: if an earlier attempt committed the document and then died
+        // (before reporting, before removing the staged copy), its marker names the document.
+        if let Some(id) = read_marker(&st.staged_path)
+            && let Some(doc) = documents::get(ctx.db(), id).await?
+            && doc.checksum == st.checksum
+        {
+            tracing::info!(
+                document_id = id,
+                "already consumed by an earlier attempt of this job"
+            );
+            st.title = doc.title;
+            st.page_count = doc.page_count;
+            st.created = NaiveDate::parse_from_str(&doc.created, "%Y-%m-%d").ok();
+            st.document_id = Some(id);
+            return Ok(());
+        }
+        // Early, before the expensive steps; `store` checks again under a lock.
         if let Some(dup) = documents::find_by_checksum(ctx.db(), &st.checksum).await? {
-            st.duplicate_of = Some(dup.id);
-            return Err(JobError::Permanent(format!(
-                "Not consuming {}: it is a duplicate of {} (#{}){}",
-                st.args.original_filename,
-                dup.title,
-                dup.id,
-                if dup.in_trash {
-                    ". Note: the existing document is in the trash"
-                } else {
-                    ""
-                }
-            )));
+            return Err(duplicate(st, &dup));
         }
         Ok(())
     })
+}
+
+/// paperless's message for a refused duplicate.
+fn duplicate(st: &mut ConsumeState, dup: &ChecksumMatch) -> JobError {
+    st.duplicate_of = Some(dup.id);
+    JobError::Permanent(format!(
+        "Not consuming {}: it is a duplicate of {} (#{}){}",
+        st.args.original_filename,
+        dup.title,
+        dup.id,
+        if dup.in_trash {
+            ". Note: the existing document is in the trash"
+        } else {
+            ""
+        }
+    ))
 }
 
 fn extract_text<'a>(
@@ -400,7 +464,7 @@ pub fn date_rules(
     Ok(DateRules {
         order,
         filename_order,
-        ignore: Vec::new(),
+        ignore: config.ignore_dates.clone(),
         today,
     })
 }
@@ -412,11 +476,26 @@ fn thumbnail<'a>(
     Box::pin(async move {
         let (kind, bytes) = (st.kind(), st.bytes.clone());
         let width = ctx.config().thumbnail_width;
-        let webp = blocking("thumbnail rendering", move || {
+        let rendered = blocking("thumbnail rendering", move || {
             super::render::thumbnail(kind, &bytes, width)
         })
-        .await?
-        .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
+        .await
+        .and_then(|r| r.map_err(JobError::Permanent));
+        let webp = match rendered {
+            Ok(webp) => webp,
+            // The file was readable (type, text, pages): archive it with a placeholder rather
+            // than refuse it; `paperboy thumbnails --document N` can try again later.
+            Err(e) => {
+                tracing::warn!(error = %e, "no thumbnail for {}; using a placeholder", st.args.original_filename);
+                st.thumbnail_error = Some(e.to_string());
+                let label = format!("{}\n({})", st.args.original_filename, kind.mime());
+                blocking("placeholder rendering", move || {
+                    super::render::placeholder(&label, width)
+                })
+                .await?
+                .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?
+            }
+        };
         st.thumbnail = Some(webp);
         Ok(())
     })
@@ -446,6 +525,11 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
             .expect("the thumbnail step runs before store");
 
         let mut tx = ctx.db().begin().await?;
+        // Two jobs with the same content at once: the second waits here, then sees the first.
+        documents::lock_checksum(&mut tx, ctx.db().engine, &st.checksum).await?;
+        if let Some(dup) = documents::find_by_checksum_in(&mut tx, &st.checksum).await? {
+            return Err(duplicate(st, &dup));
+        }
         let id = documents::insert(&mut tx, &new).await?;
         documents::add_tags(&mut tx, id, &st.args.tags)
             .await
@@ -454,10 +538,16 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
 
         // Files first (atomically), then the row points at them, then commit; on any failure
         // before the commit the files go again.
+        let marker = marker_path(&st.staged_path);
         let written = {
             let (media, filename, bytes) = (media.clone(), filename.clone(), st.bytes.clone());
+            let marker = marker.clone();
             blocking("writing the files", move || {
-                write_files(&media, id, &filename, &bytes, &thumb)
+                write_files(&media, id, &filename, &bytes, &thumb)?;
+                // Names the document for a re-run of this job after a crash past the commit.
+                media::write_atomic(&marker, id.to_string().as_bytes()).inspect_err(|_| {
+                    remove_files(&media, id, &filename);
+                })
             })
             .await?
         };
@@ -471,11 +561,31 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         if let Err(e) = result {
             // The transaction (if not committed) rolls back when dropped; the files go now.
             remove_files(&media, id, &filename);
+            let _ = media::remove_file(&marker);
             return Err(e);
         }
         st.document_id = Some(id);
         Ok(())
     })
+}
+
+/// Name of the marker file, next to the staged copy, that records the stored document's id.
+pub const MARKER: &str = ".paperboy-document-id";
+
+fn marker_path(staged: &Path) -> PathBuf {
+    staged
+        .parent()
+        .map(|d| d.join(MARKER))
+        .unwrap_or_else(|| PathBuf::from(MARKER))
+}
+
+/// The document id an earlier attempt recorded next to the staged copy, if any.
+fn read_marker(staged: &Path) -> Option<i64> {
+    std::fs::read_to_string(marker_path(staged))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Tag ids that do not exist are the caller's mistake.
@@ -571,6 +681,13 @@ mod tests {
             r.created("Scan - 2022-02-01.pdf", "03/04/2020"),
             NaiveDate::from_ymd_opt(2022, 2, 1)
         );
+        // PAPERBOY_IGNORE_DATES reaches the rules.
+        c.ignore_dates = vec![NaiveDate::from_ymd_opt(2022, 2, 1).unwrap()];
+        let r = date_rules(&c, today).unwrap();
+        assert_eq!(
+            r.created("Scan - 2022-02-01.pdf", "03/04/2020"),
+            NaiveDate::from_ymd_opt(2020, 3, 4)
+        );
     }
 
     #[test]
@@ -602,5 +719,18 @@ mod tests {
         assert_eq!(to3, tmp.path().join("failed/gone.pdf"));
         assert_eq!(std::fs::read(&to3).unwrap(), b"%PDF-broken");
         assert!(staged.exists());
+        // Never outside the consumption folder.
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("keep.pdf");
+        std::fs::write(&victim, b"x").unwrap();
+        assert!(move_to_failed(&c, victim.to_str().unwrap(), none).is_err());
+        assert!(move_to_failed(&c, "../keep.pdf", none).is_err());
+        assert!(victim.exists());
+        assert_eq!(source_path(&c, "a/../b.pdf"), None);
+        assert_eq!(source_path(&c, ""), None);
+        assert_eq!(
+            source_path(&c, "Archive/x.pdf"),
+            Some(tmp.path().join("Archive/x.pdf"))
+        );
     }
 }
