@@ -76,6 +76,7 @@ async fn corpus_of_fifty_documents() {
     // Files: originals/0000042.<ext> with the recorded checksum, and a WebP thumbnail.
     let media = dir.path().join("media");
     let mut mimes = BTreeSet::new();
+    let (mut text_pdfs, mut scanned_pdfs) = (0, 0);
     let mut trashed = 0;
     let mut tagged = 0;
     let (mut smallest, mut largest) = (u64::MAX, 0u64);
@@ -88,7 +89,19 @@ async fn corpus_of_fifty_documents() {
         match d.mime_type.as_str() {
             "application/pdf" => {
                 assert!(bytes.starts_with(b"%PDF-1.4"), "{name}");
-                assert!(d.page_count.unwrap() >= 1);
+                // A PDF reader agrees on the page count.
+                let pdf = lopdf::Document::load_mem(&bytes).expect("a readable PDF");
+                assert_eq!(Some(pdf.get_pages().len() as i64), d.page_count, "{name}");
+                // Born-digital ones have a text layer that reads back as the content.
+                let text = pdf_extract::extract_text_from_mem(&bytes).unwrap_or_default();
+                let words: Vec<&str> = text.split_whitespace().collect();
+                if words.is_empty() {
+                    scanned_pdfs += 1;
+                } else {
+                    text_pdfs += 1;
+                    let content: Vec<&str> = d.content.split_whitespace().collect();
+                    assert_eq!(words, content, "{name}");
+                }
             }
             "image/png" | "image/jpeg" => {
                 image::load_from_memory(&bytes).expect("a readable scan image");
@@ -108,6 +121,10 @@ async fn corpus_of_fifty_documents() {
         tagged += !d.tags.is_empty() as usize;
         assert!(!d.title.is_empty());
     }
+    assert!(
+        text_pdfs > 0 && scanned_pdfs > 0,
+        "{text_pdfs} {scanned_pdfs}"
+    );
     assert_eq!(trashed, 2);
     assert!(tagged > DOCS / 2, "{tagged} tagged documents");
     assert_eq!(mimes.len(), 4, "{mimes:?}");
