@@ -4,8 +4,10 @@
 //! ```text
 //! cargo build --release -p paperboy -p paperboy-worker -p paperboy-bench
 //! target/release/paperboy-bench queue
+//! target/release/paperboy-bench corpus --docs 10000 --seed 1
 //! ```
 
+mod corpus;
 mod queue;
 
 use std::path::PathBuf;
@@ -43,6 +45,30 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         samples: usize,
     },
+    /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
+    /// fields, notes, trash) straight into an empty database and media root. The database and
+    /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
+    /// PAPERBOY_MEDIA_ROOT) unless given here.
+    Corpus {
+        /// Number of documents.
+        #[arg(long, default_value_t = 1000)]
+        docs: usize,
+        /// Seed: the same seed gives the same archive.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Documents per database transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Overrides PAPERBOY_DATABASE_URL.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Overrides PAPERBOY_MEDIA_ROOT.
+        #[arg(long)]
+        media_root: Option<PathBuf>,
+        /// Generator threads [default: number of cores].
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -61,6 +87,21 @@ fn main() -> Result<()> {
             jobs,
             samples,
             bin_dir,
+        })),
+        Command::Corpus {
+            docs,
+            seed,
+            batch,
+            database_url,
+            media_root,
+            threads,
+        } => rt.block_on(corpus::run(corpus::Args {
+            docs,
+            seed,
+            batch,
+            database_url,
+            media_root,
+            threads,
         })),
     }
 }

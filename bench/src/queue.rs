@@ -1,6 +1,7 @@
 //! `paperboy-bench queue`: end-to-end no-op job throughput with 1 and 2 worker processes,
 //! idle pickup latency, `redis-benchmark` LPUSH/RPOP in the same run, CLI cold start.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +11,9 @@ use futures_util::StreamExt;
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::{JobState, Queue};
 use redis::AsyncCommands;
+
+/// Jobs at once per worker process in the throughput runs.
+const WORKER_CONCURRENCY: usize = 256;
 
 pub struct Args {
     pub redis_url: String,
@@ -86,12 +90,85 @@ async fn cleanup(redis_url: &str, prefix: &str) -> Result<()> {
     Ok(())
 }
 
+/// Redis' own counters: `INFO commandstats` calls per command and the server's CPU seconds.
+#[derive(Debug, Default)]
+struct RedisCounters {
+    calls: HashMap<String, u64>,
+    cpu_secs: f64,
+}
+
+async fn redis_counters(redis_url: &str) -> Result<RedisCounters> {
+    let client = redis::Client::open(redis_url)?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .arg("cpu")
+        .query_async(&mut con)
+        .await?;
+    let mut c = RedisCounters::default();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("cmdstat_")
+            && let Some((name, fields)) = rest.split_once(':')
+            && let Some(calls) = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))
+                .and_then(|v| v.parse().ok())
+        {
+            c.calls.insert(name.to_string(), calls);
+        } else if let Some((k, v)) = line.split_once(':')
+            && (k == "used_cpu_sys" || k == "used_cpu_user")
+        {
+            c.cpu_secs += v.trim().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    Ok(c)
+}
+
+/// What one throughput run cost Redis, per job (the Redis is shared: other clients' traffic
+/// during the run counts too).
+struct PerJob {
+    evalsha: f64,
+    blmove: f64,
+    cpu_us: f64,
+    /// CPU of the worker processes, and of this process (the enqueuers), per job.
+    worker_cpu_us: f64,
+    bench_cpu_us: f64,
+}
+
+/// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, clock ticks of 1/100 s).
+fn proc_cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) end with ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn per_job(before: &RedisCounters, after: &RedisCounters, jobs: usize) -> PerJob {
+    let d = |name: &str| {
+        after.calls.get(name).copied().unwrap_or(0) as f64
+            - before.calls.get(name).copied().unwrap_or(0) as f64
+    };
+    let n = jobs.max(1) as f64;
+    PerJob {
+        evalsha: d("evalsha") / n,
+        blmove: d("blmove") / n,
+        worker_cpu_us: 0.0,
+        bench_cpu_us: 0.0,
+        cpu_us: (after.cpu_secs - before.cpu_secs) * 1e6 / n,
+    }
+}
+
 /// Jobs per second from the first enqueue to the last job done, with `workers` processes.
-async fn throughput(args: &Args, workers: usize) -> Result<f64> {
+async fn throughput(args: &Args, workers: usize) -> Result<(f64, PerJob)> {
     let prefix = unique_prefix("tp");
     let q = Queue::connect(&args.redis_url, &prefix).await?;
     let procs: Vec<Worker> = (0..workers)
-        .map(|_| spawn_worker(args, &prefix, 256))
+        .map(|_| spawn_worker(args, &prefix, WORKER_CONCURRENCY))
         .collect::<Result<_>>()?;
     wait_for_workers(&q, workers).await?;
 
@@ -99,6 +176,15 @@ async fn throughput(args: &Args, workers: usize) -> Result<f64> {
         sleep_ms: 0,
         fail: None,
     };
+    let before = redis_counters(&args.redis_url).await?;
+    let cpu = |procs: &[Worker]| -> (f64, f64) {
+        let w = procs
+            .iter()
+            .map(|p| proc_cpu_secs(&p.child.id().to_string()))
+            .sum();
+        (w, proc_cpu_secs("self"))
+    };
+    let (worker_cpu0, bench_cpu0) = cpu(&procs);
     let start = Instant::now();
     // Enqueue from 4 connections, 64 in flight each.
     let per = args.jobs / 4;
@@ -136,9 +222,14 @@ async fn throughput(args: &Args, workers: usize) -> Result<f64> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
+    let after = redis_counters(&args.redis_url).await?;
+    let (worker_cpu1, bench_cpu1) = cpu(&procs);
     drop(procs);
     cleanup(&args.redis_url, &prefix).await?;
-    Ok(rate)
+    let mut cost = per_job(&before, &after, total);
+    cost.worker_cpu_us = (worker_cpu1 - worker_cpu0) * 1e6 / total as f64;
+    cost.bench_cpu_us = (bench_cpu1 - bench_cpu0) * 1e6 / total as f64;
+    Ok((rate, cost))
 }
 
 /// Enqueue → start latency for an idle worker, in milliseconds, sorted.
@@ -154,6 +245,8 @@ async fn pickup(args: &Args) -> Result<Vec<f64>> {
         fail: None,
     };
     for _ in 0..args.samples {
+        // Start times are Redis milliseconds: count the start as the end of its millisecond,
+        // so the figure is an upper bound (at most 1 ms high), never below the truth.
         let sent = chrono::Utc::now().timestamp_micros();
         let id = q.enqueue(&job).await?.id().to_string();
         loop {
@@ -162,7 +255,7 @@ async fn pickup(args: &Args) -> Result<Vec<f64>> {
                 let started = r
                     .started_at_ms
                     .context("succeeded job without start time")?;
-                lat.push((started * 1000 - sent) as f64 / 1000.0);
+                lat.push(((started + 1) * 1000 - sent) as f64 / 1000.0);
                 break;
             }
             if r.state.is_terminal() {
@@ -246,18 +339,33 @@ fn cold_start(bin_dir: &Path, redis_url: &str, args: &[&str], n: usize) -> Resul
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    println!("## Queue benchmark ({} no-op jobs per run)\n", args.jobs);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "## Queue benchmark ({} no-op jobs per run, {WORKER_CONCURRENCY} jobs at once per worker, \
+         {cores} cores)\n",
+        args.jobs
+    );
     println!("| measure | value |\n|---|---|");
     for (name, v) in redis_benchmark(&args.redis_url)? {
         println!("| redis-benchmark {name} (baseline) | {v:.0} req/s |");
     }
+    let mut costs = Vec::new();
     for workers in [1, 2] {
-        let rate = throughput(&args, workers).await?;
+        let (rate, cost) = throughput(&args, workers).await?;
         println!("| end to end, {workers} worker process(es) | {rate:.0} jobs/s |");
+        costs.push((workers, cost));
+    }
+    for (workers, c) in costs {
+        println!(
+            "| cost per job, {workers} worker process(es) | {:.2} EVALSHA + {:.2} BLMOVE; CPU: \
+             Redis {:.0} µs, worker(s) {:.0} µs, enqueuers {:.0} µs |",
+            c.evalsha, c.blmove, c.cpu_us, c.worker_cpu_us, c.bench_cpu_us
+        );
     }
     let lat = pickup(&args).await?;
     println!(
-        "| idle pickup latency ({} samples) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+        "| idle pickup latency ({} samples, upper bound, 1 ms resolution) | p50 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms |",
         lat.len(),
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::error::{Classify, ErrorClass};
 
 pub mod documents;
+pub mod extras;
 pub mod migrate;
 pub mod models;
 pub mod objects;
