@@ -233,6 +233,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
     Ok(())
 }
 
+/// `dir/name`, or `dir/stem (1).ext`, `dir/stem (2).ext`, … when taken: for moving a file
+/// into a folder without overwriting (the consumer's failed folder, the watcher's recovery).
+pub fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (name, String::new()),
+    };
+    (1..)
+        .map(|i| dir.join(format!("{stem} ({i}){ext}")))
+        .find(|p| !p.exists())
+        .expect("some free name")
+}
+
 /// Removes a file; a missing one is not an error.
 pub fn remove_file(path: &Path) -> Result<(), MediaError> {
     match fs::remove_file(path) {
@@ -249,6 +266,19 @@ pub fn remove_file(path: &Path) -> Result<(), MediaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_names_never_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.pdf"), b"1").unwrap();
+        std::fs::write(d.path().join("a (1).pdf"), b"1").unwrap();
+        assert_eq!(free_name(d.path(), "a.pdf"), d.path().join("a (2).pdf"));
+        assert_eq!(free_name(d.path(), "b.pdf"), d.path().join("b.pdf"));
+        std::fs::write(d.path().join("noext"), b"1").unwrap();
+        assert_eq!(free_name(d.path(), "noext"), d.path().join("noext (1)"));
+        std::fs::write(d.path().join(".hidden"), b"1").unwrap();
+        assert_eq!(free_name(d.path(), ".hidden"), d.path().join(".hidden (1)"));
+    }
 
     #[test]
     fn default_names_are_paperless_ones() {

@@ -4,7 +4,7 @@
 //! Needs the binary built first: `cargo build -p paperboy` (and `-p paperboy-worker` for the
 //! end-to-end tests).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
@@ -14,30 +14,10 @@ use paperboy_shared::queue::{
     ErrorRecord, JobState, Outcome, Queue, Reported, WorkerInfo, WorkerOptions,
 };
 use paperboy_tests::db::TestDb;
+use paperboy_tests::worker::binary;
 use serde_json::Value;
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// `target/<profile>/<name>`, next to this test's `deps/` folder.
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent() // deps
-        .and_then(Path::parent) // debug
-        .expect("the test executable lives in target/<profile>/deps");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p {}` first",
-        bin.display(),
-        if name == "paperboy" {
-            "paperboy"
-        } else {
-            "paperboy-worker"
-        }
-    );
-    bin
-}
 
 /// One test's private instance: a Redis prefix and a data folder.
 struct Instance {

@@ -21,6 +21,7 @@ use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_shared::staging;
 use paperboy_tests::db::TestDb;
 use paperboy_tests::redis::TestRedis;
+use paperboy_tests::worker::binary;
 use serde_json::Value;
 
 /// `shared/fixtures/paperless-3.0.5` beside the repository (CI clones `shared/` next to it).
@@ -71,27 +72,6 @@ fn manifest() -> HashMap<String, Value> {
         .collect()
 }
 
-/// `target/<profile>/paperboy-worker`.
-fn worker_binary() -> PathBuf {
-    binary("paperboy-worker")
-}
-
-/// `target/<profile>/<name>` (the package has the binary's name).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p {name}` first",
-        bin.display()
-    );
-    bin
-}
-
 /// One test's private archive: Redis prefix, database, folders, and a worker serving them.
 struct Archive {
     redis: TestRedis,
@@ -133,7 +113,7 @@ impl Archive {
 
     /// `paperboy-worker` with this archive's settings (and `env` on top).
     fn worker_command(&self, db_url: &str, env: &[(&str, &str)]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(worker_binary());
+        let mut c = tokio::process::Command::new(binary("paperboy-worker"));
         c.env_clear()
             .envs(env.iter().copied())
             .env("PAPERBOY_REDIS_URL", &self.redis.url)

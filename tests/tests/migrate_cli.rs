@@ -2,30 +2,16 @@
 //! `--list`, `--to N` down and up again, refusals; and a worker refusing a schema newer than it
 //! knows.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use paperboy_shared::db::Engine;
 use paperboy_shared::db::migrate::{self, MIGRATIONS};
 use paperboy_tests::db::TestDb;
-
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .join("paperboy-worker");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p paperboy-worker` first",
-        bin.display()
-    );
-    bin
-}
+use paperboy_tests::worker::binary;
 
 async fn worker(db_url: &str, data: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(worker_binary())
+    tokio::process::Command::new(binary("paperboy-worker"))
         .args(args)
         .env_clear()
         .env("PAPERBOY_DATABASE_URL", db_url)

@@ -9,21 +9,7 @@ use std::time::Duration;
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::{JobRecord, Queue};
 use paperboy_tests::redis::TestRedis;
-
-fn worker_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .join("paperboy-worker");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p paperboy-worker` first",
-        bin.display()
-    );
-    bin
-}
+use paperboy_tests::worker::binary;
 
 /// A folder to watch, a data folder, a private Redis prefix.
 struct Setup {
@@ -55,7 +41,7 @@ impl Setup {
     }
 
     fn worker(&self, extra: &[(&str, &str)]) -> Worker {
-        let mut cmd = tokio::process::Command::new(worker_binary());
+        let mut cmd = tokio::process::Command::new(binary("paperboy-worker"));
         cmd.args(["run", "--queues", "consume"])
             .env("PAPERBOY_REDIS_URL", &self.redis.url)
             .env("PAPERBOY_REDIS_PREFIX", &self.redis.prefix)

@@ -29,7 +29,7 @@ use paperboy_shared::config::Config;
 use paperboy_shared::db::{Db, tags};
 use paperboy_shared::job::{ConsumeArgs, Job};
 use paperboy_shared::queue::Queue;
-use paperboy_shared::staging;
+use paperboy_shared::{media, staging};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 
@@ -220,7 +220,7 @@ impl Watcher {
                 .map_err(io("cannot read", &dir))?
                 .flatten()
             {
-                let target = free_name(&self.root, &file.file_name().to_string_lossy());
+                let target = media::free_name(&self.root, &file.file_name().to_string_lossy());
                 std::fs::rename(file.path(), &target).map_err(io("cannot move back", &target))?;
                 tracing::warn!(file = %target.display(), "claimed file of a stopped watcher moved back");
                 n += 1;
@@ -343,22 +343,6 @@ impl Watcher {
         }
         Ok(ids)
     }
-}
-
-/// `root/name`, or `root/name (1)`... when taken: recovery never overwrites a file.
-fn free_name(root: &Path, name: &str) -> PathBuf {
-    let first = root.join(name);
-    if !first.exists() {
-        return first;
-    }
-    let (stem, ext) = match name.rsplit_once('.') {
-        Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
-        _ => (name.to_string(), String::new()),
-    };
-    (1..)
-        .map(|i| root.join(format!("{stem} ({i}){ext}")))
-        .find(|p| !p.exists())
-        .expect("some free name")
 }
 
 /// Runs a watcher until `stop` counts a stop signal. Connection problems are retried; the worker
@@ -540,15 +524,5 @@ mod tests {
     fn subfolders_become_tag_names() {
         assert_eq!(subdir_tags(Path::new("a.pdf")), Vec::<String>::new());
         assert_eq!(subdir_tags(Path::new("Bank/2024/a.pdf")), ["Bank", "2024"]);
-    }
-
-    #[test]
-    fn recovery_never_overwrites() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a.pdf"), b"1").unwrap();
-        assert_eq!(free_name(d.path(), "a.pdf"), d.path().join("a (1).pdf"));
-        assert_eq!(free_name(d.path(), "b.pdf"), d.path().join("b.pdf"));
-        std::fs::write(d.path().join("noext"), b"1").unwrap();
-        assert_eq!(free_name(d.path(), "noext"), d.path().join("noext (1)"));
     }
 }

@@ -20,14 +20,18 @@ macro_rules! upsert {
     };
 }
 
-/// Sets a `boolean` field's value on a document; returns the instance id.
-pub async fn set_bool_value(
+/// Upserts one typed value column of a (document, field) instance; returns the instance id.
+async fn set_value<T>(
     conn: &mut AnyConnection,
+    sql: &'static str,
     document_id: i64,
     field_id: i64,
-    value: bool,
-) -> Result<i64, DbError> {
-    let row = sqlx::query(upsert!("value_bool"))
+    value: T,
+) -> Result<i64, DbError>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+{
+    let row = sqlx::query(sql)
         .bind(now_rfc3339())
         .bind(document_id)
         .bind(field_id)
@@ -35,6 +39,16 @@ pub async fn set_bool_value(
         .fetch_one(&mut *conn)
         .await?;
     Ok(row.try_get("id")?)
+}
+
+/// Sets a `boolean` field's value on a document; returns the instance id.
+pub async fn set_bool_value(
+    conn: &mut AnyConnection,
+    document_id: i64,
+    field_id: i64,
+    value: bool,
+) -> Result<i64, DbError> {
+    set_value(conn, upsert!("value_bool"), document_id, field_id, value).await
 }
 
 /// Sets an `integer` field's value on a document; returns the instance id.
@@ -44,14 +58,7 @@ pub async fn set_int_value(
     field_id: i64,
     value: i64,
 ) -> Result<i64, DbError> {
-    let row = sqlx::query(upsert!("value_int"))
-        .bind(now_rfc3339())
-        .bind(document_id)
-        .bind(field_id)
-        .bind(value)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(row.try_get("id")?)
+    set_value(conn, upsert!("value_int"), document_id, field_id, value).await
 }
 
 /// Sets a `float` field's value on a document; returns the instance id.
@@ -61,14 +68,7 @@ pub async fn set_float_value(
     field_id: i64,
     value: f64,
 ) -> Result<i64, DbError> {
-    let row = sqlx::query(upsert!("value_float"))
-        .bind(now_rfc3339())
-        .bind(document_id)
-        .bind(field_id)
-        .bind(value)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(row.try_get("id")?)
+    set_value(conn, upsert!("value_float"), document_id, field_id, value).await
 }
 
 /// Number of custom field values per data type (`data_type`, count), by type name. For checks

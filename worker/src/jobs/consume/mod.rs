@@ -249,20 +249,7 @@ fn move_to_failed(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
-    let stem = Path::new(&name)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| name.clone());
-    let ext = Path::new(&name)
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    let mut to = dir.join(&name);
-    let mut n = 1;
-    while to.exists() {
-        to = dir.join(format!("{stem} ({n}){ext}"));
-        n += 1;
-    }
+    let to = media::free_name(&dir, &name);
     if copy_staged {
         std::fs::copy(staged, &to)?;
         std::fs::File::open(&to)?.sync_all()?;
