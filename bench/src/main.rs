@@ -5,8 +5,10 @@
 //! cargo build --release -p paperboy -p paperboy-worker -p paperboy-bench
 //! target/release/paperboy-bench queue
 //! target/release/paperboy-bench corpus --docs 10000 --seed 1
+//! target/release/paperboy-bench consume --docs 400 --files 60
 //! ```
 
+mod consume;
 mod corpus;
 mod queue;
 
@@ -44,6 +46,18 @@ enum Command {
         jobs: usize,
         #[arg(long, default_value_t = 300)]
         samples: usize,
+    },
+    /// Consume throughput (born-digital PDFs, scanned PDFs and image scans, OCR on and off)
+    /// and thumbnails/s, on files of the bench corpus, beside `cp` of the same files.
+    Consume {
+        /// Corpus documents to draw the files from.
+        #[arg(long, default_value_t = 400)]
+        docs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Files per group at most.
+        #[arg(long, default_value_t = 60)]
+        files: usize,
     },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
@@ -87,6 +101,13 @@ fn main() -> Result<()> {
             jobs,
             samples,
             bin_dir,
+        })),
+        Command::Consume { docs, seed, files } => rt.block_on(consume::run(consume::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            docs,
+            seed,
+            files,
         })),
         Command::Corpus {
             docs,

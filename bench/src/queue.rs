@@ -73,7 +73,7 @@ fn unique_prefix(tag: &str) -> String {
     format!("pbbench:{tag}:{}", ulid::Ulid::new())
 }
 
-async fn cleanup(redis_url: &str, prefix: &str) -> Result<()> {
+pub(crate) async fn cleanup(redis_url: &str, prefix: &str) -> Result<()> {
     let client = redis::Client::open(redis_url)?;
     let mut con = client.get_multiplexed_async_connection().await?;
     let keys: Vec<String> = {

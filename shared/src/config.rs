@@ -82,6 +82,16 @@ settings! {
     IGNORE_DATES = ("PAPERBOY_IGNORE_DATES", Some("PAPERLESS_IGNORE_DATES"), "",
         "Comma-separated dates (YYYY-MM-DD) never taken as a document's created date, e.g. a birth date.");
     THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
+    OCR_LANGUAGE = ("PAPERBOY_OCR_LANGUAGE", Some("PAPERLESS_OCR_LANGUAGE"), "eng",
+        "Tesseract languages joined by `+` (`deu+eng`); each needs its `tesseract-ocr-<lang>` package.");
+    OCR_MODE = ("PAPERBOY_OCR_MODE", Some("PAPERLESS_OCR_MODE"), "auto",
+        "`auto` (OCR images and PDFs without a text layer), `force` / `redo` (OCR every PDF page too), `off`. Legacy `skip`/`skip_noarchive` mean `auto`.");
+    OCR_PAGES = ("PAPERBOY_OCR_PAGES", Some("PAPERLESS_OCR_PAGES"), "0",
+        "OCR only the first N pages of a PDF; 0 for all.");
+    OCR_DPI = ("PAPERBOY_OCR_DPI", None, "300",
+        "Resolution PDF pages are rendered at for OCR (paperless renders through Ghostscript at 300 too).");
+    OCR_TIMEOUT_SECS = ("PAPERBOY_OCR_TIMEOUT_SECS", None, "180",
+        "Longest a tesseract run on one page may take; past it the page is skipped and the document stored with the text found so far.");
 }
 
 #[derive(Debug, Error)]
@@ -225,6 +235,48 @@ pub struct Config {
     pub filename_date_order: Option<String>,
     pub ignore_dates: Vec<chrono::NaiveDate>,
     pub thumbnail_width: u32,
+    pub ocr_language: String,
+    pub ocr_mode: OcrMode,
+    /// 0: every page.
+    pub ocr_pages: u32,
+    pub ocr_dpi: u32,
+    pub ocr_timeout: Duration,
+    /// Things that are accepted but worth telling the operator (legacy values, …); the worker logs
+    /// them at start.
+    pub warnings: Vec<String>,
+}
+
+/// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcrMode {
+    /// Images, and PDFs that are not born-digital (no text layer, or ≤ 50 characters of it).
+    Auto,
+    /// Every image and every PDF page, replacing the text layer's text.
+    Force,
+    /// As `Force` for the text (paperless strips the invisible text layer and OCRs again).
+    Redo,
+    /// Never: PDFs keep their text layer's text, images get none.
+    Off,
+}
+
+impl OcrMode {
+    /// Parses a value; the second part is a warning for legacy values.
+    pub fn parse(value: &str) -> Result<(OcrMode, Option<String>), String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok((OcrMode::Auto, None)),
+            "force" => Ok((OcrMode::Force, None)),
+            "redo" => Ok((OcrMode::Redo, None)),
+            "off" => Ok((OcrMode::Off, None)),
+            legacy @ ("skip" | "skip_noarchive") => Ok((
+                OcrMode::Auto,
+                Some(format!(
+                    "{}={legacy} is a paperless-ngx 2 value; it means `auto` now (set auto, force, redo or off)",
+                    names::OCR_MODE
+                )),
+            )),
+            _ => Err("expected auto, force, redo or off".into()),
+        }
+    }
 }
 
 impl Config {
@@ -246,6 +298,36 @@ impl Config {
             Some(parse::<usize>(env, CONCURRENCY)?)
         };
         let filename_date_order = Some(lookup(env, FILENAME_DATE_ORDER)?).filter(|s| !s.is_empty());
+        let mut warnings = Vec::new();
+        let ocr_mode_value = lookup(env, OCR_MODE)?;
+        let (ocr_mode, warning) =
+            OcrMode::parse(&ocr_mode_value).map_err(|reason| ConfigError::Invalid {
+                name: OCR_MODE,
+                value: ocr_mode_value.clone(),
+                reason,
+            })?;
+        warnings.extend(warning);
+        let ocr_language = lookup(env, OCR_LANGUAGE)?;
+        let valid_language = |l: &str| {
+            !l.is_empty()
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !ocr_language.split('+').all(valid_language) {
+            return Err(ConfigError::Invalid {
+                name: OCR_LANGUAGE,
+                value: ocr_language,
+                reason: "expected tesseract language codes joined by `+`, e.g. deu+eng".into(),
+            });
+        }
+        let ocr_dpi: u32 = parse(env, OCR_DPI)?;
+        if !(50..=1200).contains(&ocr_dpi) {
+            return Err(ConfigError::Invalid {
+                name: OCR_DPI,
+                value: ocr_dpi.to_string(),
+                reason: "expected 50 to 1200".into(),
+            });
+        }
         Ok(Config {
             redis_url: lookup(env, REDIS_URL)?,
             redis_prefix: lookup(env, REDIS_PREFIX)?,
@@ -279,6 +361,12 @@ impl Config {
             filename_date_order,
             ignore_dates: parse_dates(env, IGNORE_DATES)?,
             thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,
+            ocr_language,
+            ocr_mode,
+            ocr_pages: parse(env, OCR_PAGES)?,
+            ocr_dpi,
+            ocr_timeout: Duration::from_secs(parse::<u64>(env, OCR_TIMEOUT_SECS)?.max(1)),
+            warnings,
         })
     }
 }

@@ -186,6 +186,9 @@ fn stop_signals() -> anyhow::Result<watch::Receiver<u32>> {
 async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut config = Config::from_env().context("invalid settings")?;
     init_logging(&config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let (settings, addr_file) = settings(&mut config, &args)?;
     migrate::check_before_run(&config).await?;
     let stop = stop_signals()?;

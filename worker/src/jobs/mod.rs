@@ -7,6 +7,7 @@
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
 pub mod consume;
+pub mod ocr;
 pub mod ping;
 pub mod render;
 pub mod thumbnails;

@@ -15,6 +15,7 @@ use std::io::Cursor;
 
 use hayro::hayro_interpret::InterpreterSettings;
 use hayro::hayro_syntax::Pdf;
+use hayro::hayro_syntax::page::Page;
 use hayro::vello_cpu::color::palette::css::WHITE;
 use hayro::vello_cpu::peniko::ImageAlphaType;
 use hayro::{PixmapSettings, RenderCache, RenderSettings};
@@ -77,29 +78,71 @@ fn encode_webp(image: &RgbImage) -> Vec<u8> {
         .to_vec()
 }
 
-/// The first page of a PDF, `width` pixels wide (within hayro's limits), on white.
-fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
-    let pdf = Pdf::new(pdf).map_err(|e| match e {
+/// Opens a PDF for rendering; the error says what is wrong with it.
+pub fn load_pdf(pdf: Vec<u8>) -> Result<Pdf, String> {
+    Pdf::new(pdf).map_err(|e| match e {
         hayro::hayro_syntax::LoadPdfError::Decryption(d) => {
             format!("cannot render the PDF: it is encrypted ({d:?})")
         }
         hayro::hayro_syntax::LoadPdfError::Invalid => {
             "cannot render the PDF: it is damaged or not a PDF".to_string()
         }
-    })?;
+    })
+}
+
+/// The first page of a PDF, `width` pixels wide (within hayro's limits), on white.
+fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
+    let pdf = load_pdf(pdf)?;
     let pages = pdf.pages();
     let page = pages
         .first()
         .ok_or_else(|| "cannot render the PDF: it has no pages".to_string())?;
+    let (pw, _) = page_size(page, 1)?;
+    render_scaled(page, width as f32 / pw)
+}
+
+/// Renders pages `1..=limit` (every page for `limit` 0) at `dpi`, one at a time, handing each
+/// to `each(index, count, image)`; `each` returns false to stop early. Only one page's pixels
+/// are held at once. Returns the number of pages rendered.
+pub fn render_pages(
+    pdf: Vec<u8>,
+    limit: usize,
+    dpi: u32,
+    mut each: impl FnMut(usize, usize, RgbImage) -> Result<bool, String>,
+) -> Result<usize, String> {
+    let pdf = load_pdf(pdf)?;
+    let pages = pdf.pages();
+    let count = if limit == 0 {
+        pages.len()
+    } else {
+        pages.len().min(limit)
+    };
+    for (i, page) in pages.iter().take(count).enumerate() {
+        page_size(page, i + 1)?;
+        // PDF user space is in points: 72 per inch.
+        let image = render_scaled(page, dpi as f32 / 72.0)?;
+        if !each(i, count, image)? {
+            return Ok(i + 1);
+        }
+    }
+    Ok(count)
+}
+
+fn page_size(page: &Page<'_>, number: usize) -> Result<(f32, f32), String> {
     let (pw, ph) = page.render_dimensions();
     if !(pw > 0.0 && ph > 0.0) {
         return Err(format!(
-            "cannot render the PDF: its first page is {pw}×{ph}"
+            "cannot render the PDF: its page {number} is {pw}×{ph}"
         ));
     }
-    let scale = (width as f32 / pw)
-        .min(MAX_RENDER_SIDE / pw)
-        .min(MAX_RENDER_SIDE / ph);
+    Ok((pw, ph))
+}
+
+/// One page at `scale` pixels per point (capped at hayro's largest pixmap), flattened on white.
+/// A cache per page: hayro's cache cannot be cleared and would grow with every page.
+fn render_scaled<'a>(page: &'a Page<'a>, scale: f32) -> Result<RgbImage, String> {
+    let (pw, ph) = page.render_dimensions();
+    let scale = scale.min(MAX_RENDER_SIDE / pw).min(MAX_RENDER_SIDE / ph);
     let cache = RenderCache::new();
     let pixmap = hayro::render(
         page,
@@ -129,7 +172,8 @@ fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
     RgbImage::from_raw(w, h, rgb).ok_or_else(|| "cannot render the PDF: bad pixmap size".into())
 }
 
-fn decode_image(kind: FileType, bytes: &[u8]) -> Result<RgbImage, String> {
+/// An image file decoded to RGB on white (first frame; JPEG EXIF orientation applied).
+pub fn decode_image(kind: FileType, bytes: &[u8]) -> Result<RgbImage, String> {
     let format = match kind {
         FileType::Png => ImageFormat::Png,
         FileType::Jpeg => ImageFormat::Jpeg,

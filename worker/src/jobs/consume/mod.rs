@@ -9,13 +9,16 @@
 //! 2. `detect`: the type by content (magic bytes), refusing anything else,
 //! 3. `checksum`: SHA-256, and refuse a duplicate of any document (trash included),
 //! 4. `text`: content and page count,
-//! 5. `title`: the file name's stem (as paperless),
-//! 6. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
+//! 5. `ocr`: tesseract, for images and for PDFs without a usable text layer, as
+//!    `PAPERBOY_OCR_MODE` says ([`super::ocr`]); pages it fails on are named in the result's
+//!    `ocr_error`, the document is stored anyway,
+//! 6. `title`: the file name's stem (as paperless),
+//! 7. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
 //!    else today,
-//! 7. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]); if the
+//! 8. `thumbnail`: WebP, at most `PAPERBOY_THUMBNAIL_WIDTH` wide ([`super::render`]); if the
 //!    renderer fails on a file the earlier steps could read, a placeholder (the file name) is
 //!    stored instead and the result carries `thumbnail_error`,
-//! 8. `store`: ONE transaction inserting the document and its tags; the original and the
+//! 9. `store`: ONE transaction inserting the document and its tags; the original and the
 //!    thumbnail are written atomically before the commit and removed again if anything fails
 //!    before it is committed, so no row points at a missing file and no file is left without
 //!    its row.
@@ -71,6 +74,9 @@ pub struct ConsumeState {
     pub thumbnail: Option<Vec<u8>>,
     /// Why the thumbnail is a placeholder.
     pub thumbnail_error: Option<String>,
+    /// Whether tesseract read the file, and what it could not read.
+    pub ocr_ran: bool,
+    pub ocr_error: Option<String>,
     pub document_id: Option<i64>,
     /// Set by a step that refused the input as a duplicate (for the failed-input handling).
     pub duplicate_of: Option<i64>,
@@ -91,6 +97,8 @@ impl ConsumeState {
             created: None,
             thumbnail: None,
             thumbnail_error: None,
+            ocr_ran: false,
+            ocr_error: None,
             document_id: None,
             duplicate_of: None,
         }
@@ -111,6 +119,7 @@ pub const STEPS: &[(&str, Step)] = &[
     ("detect", detect_type),
     ("checksum", checksum),
     ("text", extract_text),
+    ("ocr", ocr),
     ("title", title),
     ("date", created_date),
     ("thumbnail", thumbnail),
@@ -159,6 +168,8 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         "page_count": st.page_count,
         "created": st.created.map(|d| d.format("%Y-%m-%d").to_string()),
         "thumbnail_error": st.thumbnail_error,
+        "ocr": st.ocr_ran,
+        "ocr_error": st.ocr_error,
     }))
 }
 
@@ -390,6 +401,30 @@ fn extract_text<'a>(
             .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
         st.content = content;
         st.page_count = Some(pages);
+        Ok(())
+    })
+}
+
+fn ocr<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let (kind, bytes) = (st.kind(), st.bytes.clone());
+        let tagged = kind == FileType::Pdf && {
+            let bytes = bytes.clone();
+            blocking("reading the PDF catalog", move || {
+                text::pdf_is_tagged(&bytes)
+            })
+            .await?
+        };
+        let outcome = super::ocr::run(ctx.config(), kind, bytes, &st.content, tagged)
+            .await
+            .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
+        if !outcome.problems.is_empty() {
+            let problems = outcome.problems.join("; ");
+            tracing::warn!(problems = %problems, "OCR of {} was incomplete", st.args.original_filename);
+            st.ocr_error = Some(problems);
+        }
+        st.ocr_ran = outcome.ran;
+        st.content = outcome.text;
         Ok(())
     })
 }

@@ -2,9 +2,9 @@
 //!
 //! - PDF: the text layer through `pdf-extract` (best word spacing), `lopdf` as a fallback when
 //!   pdf-extract fails or panics on a file; page count from `lopdf` (hayro if lopdf cannot load
-//!   the file). A scan without a text layer gets empty content: OCR is a later issue.
+//!   the file). A scan without a text layer gets empty content here; the `ocr` step reads it.
 //! - Text files: the text as is (a UTF-8 BOM dropped).
-//! - Images: empty content for now (OCR is a later issue), one page.
+//! - Images: empty content here (the `ocr` step reads them), one page.
 
 use super::detect::FileType;
 
@@ -20,9 +20,27 @@ pub fn extract(kind: FileType, bytes: &[u8]) -> Result<(String, i64), String> {
             let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8: {e}"))?;
             Ok((text.to_string(), 1))
         }
-        // OCR of images (and of PDF scans without a text layer) comes with the OCR issue.
+        // Images get their text from the `ocr` step.
         _ => Ok((String::new(), 1)),
     }
+}
+
+/// Whether the PDF declares itself tagged (`/MarkInfo << /Marked true >>` in its catalog), one
+/// half of paperless's born-digital test.
+pub fn pdf_is_tagged(bytes: &[u8]) -> bool {
+    let Ok(doc) = lopdf::Document::load_mem(bytes) else {
+        return false;
+    };
+    let marked = || -> Option<bool> {
+        let catalog = doc.catalog().ok()?;
+        let info = catalog.get(b"MarkInfo").ok()?;
+        let info = match info {
+            lopdf::Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+            other => other.as_dict().ok()?,
+        };
+        info.get(b"Marked").ok()?.as_bool().ok()
+    };
+    marked().unwrap_or(false)
 }
 
 /// Number of pages; an error if neither lopdf nor hayro can read the file (a broken PDF).
