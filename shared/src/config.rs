@@ -82,6 +82,10 @@ settings! {
     IGNORE_DATES = ("PAPERBOY_IGNORE_DATES", Some("PAPERLESS_IGNORE_DATES"), "",
         "Comma-separated dates (YYYY-MM-DD) never taken as a document's created date, e.g. a birth date.");
     THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
+    SCHEDULER = ("PAPERBOY_SCHEDULER", None, "true",
+        "Take part in the election of the one worker that fires the periodic jobs (`false`: never lead).");
+    PING_CRON = ("PAPERBOY_PING_CRON", None, "disable",
+        "Schedule of a `ping` job: a canary that shows the schedule firing (cron, 5 fields or 6 with seconds first; `disable`).");
     OCR_LANGUAGE = ("PAPERBOY_OCR_LANGUAGE", Some("PAPERLESS_OCR_LANGUAGE"), "eng",
         "Tesseract languages joined by `+` (`deu+eng`); each needs its `tesseract-ocr-<lang>` package.");
     OCR_MODE = ("PAPERBOY_OCR_MODE", Some("PAPERLESS_OCR_MODE"), "auto",
@@ -235,6 +239,9 @@ pub struct Config {
     pub filename_date_order: Option<String>,
     pub ignore_dates: Vec<chrono::NaiveDate>,
     pub thumbnail_width: u32,
+    pub scheduler: bool,
+    /// Cron expression (or `disable`) per schedule entry, by setting name.
+    pub schedules: Vec<(&'static str, String)>,
     pub ocr_language: String,
     pub ocr_mode: OcrMode,
     /// 0: every page.
@@ -245,6 +252,10 @@ pub struct Config {
     /// them at start.
     pub warnings: Vec<String>,
 }
+
+/// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
+/// them; an entry per periodic job kind).
+pub const SCHEDULE_SETTINGS: &[&str] = &[names::PING_CRON];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,6 +372,11 @@ impl Config {
             filename_date_order,
             ignore_dates: parse_dates(env, IGNORE_DATES)?,
             thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,
+            scheduler: parse_bool(env, SCHEDULER)?,
+            schedules: SCHEDULE_SETTINGS
+                .iter()
+                .map(|name| Ok((*name, lookup(env, name)?)))
+                .collect::<Result<_, ConfigError>>()?,
             ocr_language,
             ocr_mode,
             ocr_pages: parse(env, OCR_PAGES)?,

@@ -7,6 +7,7 @@ mod jobs;
 mod metrics;
 mod migrate;
 mod runtime;
+mod scheduler;
 mod watcher;
 
 use std::collections::HashMap;
@@ -189,6 +190,7 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    scheduler::entries(&config).context("invalid schedule")?;
     let (settings, addr_file) = settings(&mut config, &args)?;
     migrate::check_before_run(&config).await?;
     let stop = stop_signals()?;

@@ -43,6 +43,8 @@ pub struct Metrics {
     workers_live: IntGauge,
     redis_up: IntGauge,
     db_up: IntGauge,
+    scheduler_leader: IntGauge,
+    scheduled: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
@@ -192,6 +194,24 @@ impl Metrics {
                 "paperboy_database_up",
                 "1 when the database answered the last check, else 0.",
             ),
+            scheduler_leader: gauge(
+                &r,
+                "paperboy_scheduler_leader",
+                "1 while this worker holds the scheduler's leader lease (the sum over workers should be 1).",
+            ),
+            scheduled: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "paperboy_scheduler_ticks_total",
+                        "Schedule ticks this worker fired, by entry and outcome (enqueued; skipped: the previous job still queued or running; error).",
+                    ),
+                    &["entry", "outcome"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
             registry: r,
         };
         for kind in JobKind::ALL {
@@ -354,6 +374,44 @@ impl Metrics {
             tracing::warn!(error = error.unwrap_or(""), "Redis does not answer");
         }
         self.redis_up.set(up as i64);
+    }
+
+    /// This worker became or stopped being the scheduler's leader.
+    pub fn scheduler_leader(&self, worker: &str, leading: bool, entries: usize) {
+        if leading {
+            tracing::info!(
+                worker,
+                entries,
+                "scheduler: this worker leads and fires the schedule"
+            );
+        } else {
+            tracing::info!(worker, "scheduler: this worker no longer leads");
+        }
+        self.scheduler_leader.set(leading as i64);
+    }
+
+    /// A schedule tick fired: its job enqueued (`new`), skipped because the entry's previous
+    /// job is still queued or running, or (no id) not enqueued at all.
+    pub fn scheduled(
+        &self,
+        entry: &str,
+        tick: chrono::DateTime<chrono::Utc>,
+        job: Option<&str>,
+        new: bool,
+    ) {
+        let tick = tick.to_rfc3339();
+        let outcome = match (job, new) {
+            (Some(id), true) => {
+                tracing::info!(entry, %tick, job = id, "scheduler: tick fired");
+                "enqueued"
+            }
+            (Some(id), false) => {
+                tracing::info!(entry, %tick, running = id, "scheduler: tick skipped, the previous job is still queued or running");
+                "skipped"
+            }
+            (None, _) => "error",
+        };
+        self.scheduled.with_label_values(&[entry, outcome]).inc();
     }
 
     /// Result of a database check; logs only on a change.

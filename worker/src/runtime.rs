@@ -461,6 +461,14 @@ pub async fn run(
         ));
     }
     drop(fatal_tx);
+    // The schedule (only the elected worker fires it) stops with the fetch loops.
+    let scheduler = tokio::spawn(crate::scheduler::run(
+        worker.id.clone(),
+        worker.queue.clone(),
+        worker.config.clone(),
+        worker.metrics.clone(),
+        fetch_stop.clone(),
+    ));
 
     // Run until asked to stop, or until a loop died (a bug: stop as gracefully as possible).
     let mut code = exit::CLEAN;
@@ -478,6 +486,7 @@ pub async fn run(
         }
     }
     let _ = fetch_stop_tx.send(1);
+    let _ = tokio::time::timeout(STOP_STEP, scheduler).await;
     // A fetch loop stops within BLOCK when Redis answers; when it does not, do not wait for
     // it (it starts nothing any more: a job it gets now is given back).
     let fetchers_stopped =

@@ -80,6 +80,8 @@ struct Scripts {
     cancel: Lua,
     retry: Lua,
     stats: Lua,
+    lead: Lua,
+    tick: Lua,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -95,7 +97,34 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     cancel: lua!("cancel.lua"),
     retry: lua!("retry.lua"),
     stats: lua!("stats.lua"),
+    lead: lua!("lead.lua"),
+    tick: lua!("tick.lua"),
 });
+
+/// The pseudo-queue whose hash tag holds the scheduler's keys (`leader`, `term`, `last:<entry>`).
+pub const SCHEDULER: &str = "scheduler";
+
+/// What [`Queue::claim_tick`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickClaim {
+    /// Recorded as fired: enqueue its job.
+    Fire,
+    /// This or a later tick was already fired.
+    AlreadyFired,
+    /// The caller does not hold the leader lease.
+    NotLeader,
+}
+
+/// What [`Queue::lead`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leadership {
+    /// Just became the leader.
+    Elected,
+    /// Still the leader; the lease is renewed.
+    Renewed,
+    /// Another worker leads.
+    Follower,
+}
 
 /// A connection to one paperboy instance's queues (cheap to clone: one multiplexed connection
 /// with automatic reconnect).
@@ -374,6 +403,11 @@ impl Queue {
     /// Adds a job to its kind's queue. A job with a unique key that equals one queued or running
     /// returns `Enqueued::Existing` with that job's id and adds nothing.
     pub async fn enqueue(&self, job: &Job) -> Result<Enqueued, QueueError> {
+        self.enqueue_keyed(job, &job.unique_key().unwrap_or_default())
+            .await
+    }
+
+    async fn enqueue_keyed(&self, job: &Job, unique: &str) -> Result<Enqueued, QueueError> {
         let kind = job.kind();
         let id = ulid::Ulid::new().to_string();
         let (new, id): (i64, String) = self
@@ -386,7 +420,7 @@ impl Queue {
                     kind.queue(),
                     job.to_json(),
                     kind.policy().max_attempts,
-                    job.unique_key().unwrap_or_default()
+                    unique
                 ],
             )
             .await?;
@@ -394,6 +428,64 @@ impl Queue {
             Enqueued::New(id)
         } else {
             Enqueued::Existing(id)
+        })
+    }
+
+    /// As [`Queue::enqueue`], with `unique` as the uniqueness key when the job has none of its
+    /// own (the scheduler: one queued or running job per schedule entry).
+    pub async fn enqueue_unique(&self, job: &Job, unique: &str) -> Result<Enqueued, QueueError> {
+        let key = job.unique_key().unwrap_or_else(|| unique.to_string());
+        self.enqueue_keyed(job, &key).await
+    }
+
+    /// Takes or renews the scheduler's leader lease for `me` (`ttl`: how long it lasts without
+    /// renewal).
+    pub async fn lead(&self, me: &str, ttl: Duration) -> Result<Leadership, QueueError> {
+        let r: i64 = self
+            .run(&SCRIPTS.lead, SCHEDULER, args![me, ms(ttl), "lead"])
+            .await?;
+        Ok(match r {
+            2 => Leadership::Elected,
+            1 => Leadership::Renewed,
+            _ => Leadership::Follower,
+        })
+    }
+
+    /// Gives the leader lease up if `me` holds it (clean stop).
+    pub async fn resign(&self, me: &str) -> Result<bool, QueueError> {
+        let r: i64 = self
+            .run(&SCRIPTS.lead, SCHEDULER, args![me, 0, "resign"])
+            .await?;
+        Ok(r == 1)
+    }
+
+    /// The current leader's worker id, if any.
+    pub async fn leader(&self) -> Result<Option<String>, QueueError> {
+        let key = format!("{}leader", self.inner.keys.base(SCHEDULER));
+        self.query(redis::cmd("GET").arg(key)).await
+    }
+
+    /// The last fired tick (ms since the epoch) of a schedule entry; a new entry starts at
+    /// `now_ms` (nothing from before it is replayed).
+    pub async fn last_tick(&self, entry: &str, now_ms: i64) -> Result<i64, QueueError> {
+        self.run(&SCRIPTS.tick, SCHEDULER, args!["", entry, now_ms, "init"])
+            .await
+    }
+
+    /// Records `tick_ms` as the last fired tick of `entry` if `me` leads and it was not fired.
+    pub async fn claim_tick(
+        &self,
+        me: &str,
+        entry: &str,
+        tick_ms: i64,
+    ) -> Result<TickClaim, QueueError> {
+        let r: i64 = self
+            .run(&SCRIPTS.tick, SCHEDULER, args![me, entry, tick_ms, "claim"])
+            .await?;
+        Ok(match r {
+            1 => TickClaim::Fire,
+            0 => TickClaim::AlreadyFired,
+            _ => TickClaim::NotLeader,
         })
     }
 

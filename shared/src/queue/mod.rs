@@ -20,7 +20,7 @@ use crate::job::{Job, JobKind};
 mod client;
 pub mod keys;
 
-pub use client::{BlockingConn, Queue, redact_url};
+pub use client::{BlockingConn, Leadership, Queue, SCHEDULER, TickClaim, redact_url};
 pub use keys::Keys;
 
 /// A job id: a ULID, sortable by creation time.
