@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod human;
 pub mod job;
 pub mod media;
 pub mod queue;

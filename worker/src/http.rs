@@ -1,5 +1,6 @@
 //! The worker's HTTP server: `/metrics` (Prometheus text format), `/healthz` (liveness: the
-//! process runs its loops), `/readyz` (Redis and the database answered recently).
+//! process runs its loops), `/readyz` (Redis and the database answered recently), `/status`
+//! (the cluster's status page for people, [`crate::status_page`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -109,6 +110,57 @@ impl Health {
 struct AppState {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    status: Arc<StatusSource>,
+}
+
+/// Where the status page reads from: its own Redis connection, made at the first request (the
+/// server starts before the runtime has connected).
+pub struct StatusSource {
+    redis_url: String,
+    prefix: String,
+    queue: tokio::sync::OnceCell<paperboy_shared::queue::Queue>,
+}
+
+impl StatusSource {
+    pub fn new(redis_url: &str, prefix: &str) -> StatusSource {
+        StatusSource {
+            redis_url: redis_url.to_string(),
+            prefix: prefix.to_string(),
+            queue: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn queue(
+        &self,
+    ) -> Result<&paperboy_shared::queue::Queue, paperboy_shared::queue::QueueError> {
+        self.queue
+            .get_or_try_init(|| {
+                paperboy_shared::queue::Queue::connect(&self.redis_url, &self.prefix)
+            })
+            .await
+    }
+}
+
+async fn status(State(s): State<AppState>) -> impl IntoResponse {
+    let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+    let snapshot = match s.status.queue().await {
+        Ok(q) => crate::status_page::Snapshot::read(q).await,
+        Err(e) => Err(e),
+    };
+    match snapshot {
+        Ok(snap) => (StatusCode::OK, html, crate::status_page::render(&snap)),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            html,
+            format!(
+                "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <meta http-equiv=\"refresh\" content=\"5\"><title>paperboy status</title></head>\
+                 <body><h1>paperboy status</h1><p class=\"bad\">Cannot read the queues: {}</p>\
+                 </body></html>\n",
+                crate::status_page::esc(&e.to_string())
+            ),
+        ),
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -136,18 +188,20 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn index() -> impl IntoResponse {
-    "paperboy-worker: /metrics /healthz /readyz\n"
+    "paperboy-worker: /status /metrics /healthz /readyz\n"
 }
 
-pub fn router(metrics_: Arc<Metrics>, health: Arc<Health>) -> Router {
+pub fn router(metrics_: Arc<Metrics>, health: Arc<Health>, status_: Arc<StatusSource>) -> Router {
     Router::new()
         .route("/", get(index))
+        .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(AppState {
             metrics: metrics_,
             health,
+            status: status_,
         })
 }
 
@@ -177,9 +231,10 @@ pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    status: Arc<StatusSource>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    if let Err(e) = axum::serve(listener, router(metrics, health))
+    if let Err(e) = axum::serve(listener, router(metrics, health, status))
         .with_graceful_shutdown(stop)
         .await
     {

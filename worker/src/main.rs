@@ -8,6 +8,7 @@ mod metrics;
 mod migrate;
 mod runtime;
 mod scheduler;
+mod status_page;
 mod watcher;
 
 use std::collections::HashMap;
@@ -199,10 +200,15 @@ async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let health = Arc::new(http::Health::default());
     let listener = http::bind(&config.metrics_addr, addr_file.as_deref()).await?;
     let (http_stop_tx, mut http_stop_rx) = watch::channel(false);
+    let status = Arc::new(http::StatusSource::new(
+        &config.redis_url,
+        &config.redis_prefix,
+    ));
     let server = tokio::spawn(http::serve(
         listener,
         metrics.clone(),
         health.clone(),
+        status,
         async move {
             let _ = http_stop_rx.wait_for(|v| *v).await;
         },
