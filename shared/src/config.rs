@@ -82,6 +82,14 @@ settings! {
     IGNORE_DATES = ("PAPERBOY_IGNORE_DATES", Some("PAPERLESS_IGNORE_DATES"), "",
         "Comma-separated dates (YYYY-MM-DD) never taken as a document's created date, e.g. a birth date.");
     THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
+    FILENAME_FORMAT = ("PAPERBOY_FILENAME_FORMAT", Some("PAPERLESS_FILENAME_FORMAT"), "",
+        "Template of stored file names (Jinja, or legacy `{title}` placeholders), e.g. `{{ created_year }}/{{ correspondent }}/{{ title }}`; empty: `0000042.pdf`. A storage path's template wins.");
+    FILENAME_FORMAT_REMOVE_NONE = ("PAPERBOY_FILENAME_FORMAT_REMOVE_NONE", Some("PAPERLESS_FILENAME_FORMAT_REMOVE_NONE"), "false",
+        "Drop empty values (`-none-`) from rendered file names instead of writing `none`.");
+    TIME_ZONE = ("PAPERBOY_TIME_ZONE", Some("PAPERLESS_TIME_ZONE"), "UTC",
+        "Time zone of the `added_*` file name variables (IANA name, e.g. Europe/Berlin).");
+    SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
+        "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
 }
 
 #[derive(Debug, Error)]
@@ -225,6 +233,10 @@ pub struct Config {
     pub filename_date_order: Option<String>,
     pub ignore_dates: Vec<chrono::NaiveDate>,
     pub thumbnail_width: u32,
+    pub filename_format: Option<String>,
+    pub filename_format_remove_none: bool,
+    pub time_zone: String,
+    pub sanity_ignore: Vec<String>,
 }
 
 impl Config {
@@ -279,6 +291,15 @@ impl Config {
             filename_date_order,
             ignore_dates: parse_dates(env, IGNORE_DATES)?,
             thumbnail_width: parse(env, THUMBNAIL_WIDTH)?,
+            filename_format: Some(lookup(env, FILENAME_FORMAT)?).filter(|s| !s.is_empty()),
+            filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,
+            time_zone: lookup(env, TIME_ZONE)?,
+            sanity_ignore: lookup(env, SANITY_IGNORE)?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
     }
 }
