@@ -306,6 +306,26 @@ pub async fn move_names(
     Ok(done.rows_affected() == 1)
 }
 
+/// Holds document `id` against every other writer of its names until the caller's
+/// transaction ends: PostgreSQL locks the row (`FOR UPDATE`); SQLite needs nothing (a write
+/// transaction, `BEGIN IMMEDIATE`, already excludes every other writer). False if there is no
+/// such document.
+pub async fn lock_document(
+    conn: &mut AnyConnection,
+    engine: super::Engine,
+    id: i64,
+) -> Result<bool, DbError> {
+    let sql = match engine {
+        super::Engine::Postgres => "SELECT id FROM documents WHERE id = $1 FOR UPDATE",
+        super::Engine::Sqlite => "SELECT id FROM documents WHERE id = $1",
+    };
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some())
+}
+
 /// Up to `limit` ids of GnuPG-encrypted documents with `id > after_id` (trash included).
 pub async fn gpg_ids_after(db: &Db, after_id: i64, limit: i64) -> Result<Vec<i64>, DbError> {
     sqlx::query(

@@ -3,6 +3,9 @@
 //!
 //! Never overwrites, never deletes a file that is not also somewhere else, and is crash-safe:
 //!
+//! 0. the document's row is held (PostgreSQL `FOR UPDATE`, SQLite's write transaction) from
+//!    reading its names to recording the new ones, so two batches (or a batch and a
+//!    recovery) never move one document at once;
 //! 1. a journal entry `DATA_DIR/renamer/<id>.json` records the old and the new names (written
 //!    atomically) before anything moves;
 //! 2. the new names are *added* as hard links (a flushed copy where the file system has none),
@@ -13,8 +16,8 @@
 //! 5. the journal entry goes last.
 //!
 //! Killed anywhere, the row names files that exist: before step 3 the old names (still there),
-//! after it the new ones (linked before). Every run (and every batch) first settles the journal
-//! left by a crash: a row at its new names loses the old links, a row at its old names loses
+//! after it the new ones (linked before). Every run (and every batch, and every move of a
+//! document, under its row lock) first settles the journal left by a crash: a row at its new names loses the old links, a row at its old names loses
 //! the new links (only if they are the same file, or the same content as the stored checksum).
 //!
 //! The whole run pages the live documents by id and fans out batches of [`BATCH`] (unique:
@@ -160,54 +163,70 @@ fn drop_new(media: &Media, folder: Folder, old: &Path, new: &Path, stored: Optio
     }
 }
 
-/// Settles the journal left by a crashed run (see the module docs). Returns how many entries.
+/// Settles the journal entry of document `id` left by a crashed move (see the module docs),
+/// inside the caller's transaction, which holds the document ([`files::lock_document`]).
+async fn settle(
+    tx: &mut paperboy_shared::db::Tx,
+    media: &Media,
+    config: &Config,
+    id: i64,
+) -> Result<bool, JobError> {
+    let path = journal_path(config, id);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(false);
+    };
+    let Ok(m) = serde_json::from_str::<Move>(&text) else {
+        tracing::warn!(journal = %path.display(), "unreadable renamer journal entry left alone");
+        return Ok(false);
+    };
+    let doc = files::naming(tx, id).await?.map(|d| d.document);
+    let names = doc
+        .as_ref()
+        .map(|d| (d.filename.clone(), d.archive_filename.clone()));
+    let pairs = pairs(media, &m).map_err(media_error)?;
+    if names.as_ref() == Some(&m.new) {
+        for (folder, old, new) in &pairs {
+            drop_old(media, *folder, old, new);
+        }
+    } else if names.as_ref() == Some(&m.old) {
+        for (folder, old, new) in &pairs {
+            let stored = doc.as_ref().and_then(|d| match folder {
+                Folder::Originals => Some(d.checksum.clone()),
+                _ => d.archive_checksum.clone(),
+            });
+            drop_new(media, *folder, old, new, stored.as_deref());
+        }
+    } else {
+        tracing::warn!(
+            document_id = id,
+            "the document changed since an interrupted rename; its files are left as they are"
+        );
+    }
+    media::remove_file(&path).map_err(media_error)?;
+    Ok(true)
+}
+
+/// Settles every journal entry left by crashed runs. Returns how many.
 pub async fn recover(ctx: &JobContext) -> Result<u64, JobError> {
-    let dir = journal_dir(ctx.config());
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(entries) = std::fs::read_dir(journal_dir(ctx.config())) else {
         return Ok(0);
     };
+    let ids: Vec<i64> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json")?.parse().ok()
+        })
+        .collect();
     let media = Media::from_config(ctx.config());
     let mut n = 0;
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
+    for id in ids {
+        let mut tx = ctx.db().begin().await?;
+        files::lock_document(&mut tx, ctx.db().engine, id).await?;
+        if settle(&mut tx, &media, ctx.config(), id).await? {
+            n += 1;
         }
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Ok(m) = serde_json::from_str::<Move>(&text) else {
-            tracing::warn!(journal = %path.display(), "unreadable renamer journal entry left alone");
-            continue;
-        };
-        let doc = documents::get(ctx.db(), m.id).await?;
-        let names = doc
-            .as_ref()
-            .map(|d| (d.filename.clone(), d.archive_filename.clone()));
-        let sums = doc
-            .as_ref()
-            .map(|d| (d.checksum.clone(), d.archive_checksum.clone()));
-        let pairs = pairs(&media, &m).map_err(media_error)?;
-        if names.as_ref() == Some(&m.new) {
-            for (folder, old, new) in &pairs {
-                drop_old(&media, *folder, old, new);
-            }
-        } else if names.as_ref() == Some(&m.old) {
-            for (folder, old, new) in &pairs {
-                let stored = sums.as_ref().and_then(|(c, a)| match folder {
-                    Folder::Originals => Some(c.clone()),
-                    _ => a.clone(),
-                });
-                drop_new(&media, *folder, old, new, stored.as_deref());
-            }
-        } else {
-            tracing::warn!(
-                document_id = m.id,
-                "the document changed since an interrupted rename; its files are left as they are"
-            );
-        }
-        media::remove_file(&path).map_err(media_error)?;
-        n += 1;
+        tx.commit().await.map_err(DbError::from)?;
     }
     if n > 0 {
         tracing::info!(entries = n, "settled the journal of an interrupted rename");
@@ -268,45 +287,63 @@ fn link_all(
     result
 }
 
-/// Moves one document (module docs, steps 1–5). Returns the move done, if any.
+/// Takes back the new names of a move that did not reach the database.
+fn undo_links(media: &Media, pairs: &[(Folder, PathBuf, PathBuf)]) {
+    for (folder, old, new) in pairs {
+        if media::same_file(old, new) {
+            let _ = media::remove_file(new);
+            if let Some(parent) = new.parent() {
+                media::remove_empty_dirs(parent, &media.dir(*folder));
+            }
+        }
+    }
+}
+
+/// Moves one document (module docs, steps 1–5) while holding its row. Returns the move done.
 async fn rename_one(
     ctx: &JobContext,
     media: &Media,
     settings: &FilenameSettings,
     id: i64,
 ) -> Result<Option<Move>, JobError> {
-    let Some(data) = files::naming_of(ctx.db(), id).await? else {
+    let mut tx = ctx.db().begin().await?;
+    if !files::lock_document(&mut tx, ctx.db().engine, id).await? {
+        return Ok(None);
+    }
+    settle(&mut tx, media, ctx.config(), id).await?;
+    let Some(data) = files::naming(&mut tx, id).await? else {
         return Ok(None);
     };
     if data.document.storage_type == StorageType::Gpg || data.document.in_trash() {
+        tx.commit().await.map_err(DbError::from)?;
         return Ok(None);
     }
-    let Some(mut m) = plan(media, &data, settings) else {
+    let Some(mut m) = plan(media, &data, settings).filter(Move::changes) else {
+        tx.commit().await.map_err(DbError::from)?;
         return Ok(None);
     };
-    if !m.changes() {
-        return Ok(None);
-    }
     let journal = journal_path(ctx.config(), id);
-    media::write_atomic(
-        &journal,
-        serde_json::to_string(&m).expect("serializes").as_bytes(),
-    )
-    .map_err(media_error)?;
+    let write_journal = |m: &Move| {
+        media::write_atomic(
+            &journal,
+            serde_json::to_string(m).expect("serializes").as_bytes(),
+        )
+        .map_err(media_error)
+    };
+    write_journal(&m)?;
     if let Err(e) = link_all(media, &mut m, &data, settings) {
         let _ = media::remove_file(&journal);
         tracing::warn!(document_id = id, error = %e, "cannot move the files; they stay where they are");
         return Ok(None);
     }
-    // The journal names the final targets (a counter may have moved them).
-    media::write_atomic(
-        &journal,
-        serde_json::to_string(&m).expect("serializes").as_bytes(),
-    )
-    .map_err(media_error)?;
     let pairs = pairs(media, &m).map_err(media_error)?;
+    // The journal names the final targets (a counter may have moved them).
+    if let Err(e) = write_journal(&m) {
+        undo_links(media, &pairs);
+        let _ = media::remove_file(&journal);
+        return Err(e);
+    }
     let updated = async {
-        let mut tx = ctx.db().begin().await?;
         let ok = files::move_names(
             &mut tx,
             id,
@@ -314,7 +351,9 @@ async fn rename_one(
             (m.new.0.as_deref(), m.new.1.as_deref()),
         )
         .await?;
-        tx.commit().await.map_err(DbError::from)?;
+        if ok {
+            tx.commit().await.map_err(DbError::from)?;
+        }
         Ok::<bool, DbError>(ok)
     }
     .await;
@@ -326,26 +365,19 @@ async fn rename_one(
             media::remove_file(&journal).map_err(media_error)?;
             Ok(Some(m))
         }
-        Ok(false) | Err(_) => {
-            for (folder, old, new) in &pairs {
-                if media::same_file(old, new) {
-                    let _ = media::remove_file(new);
-                    if let Some(parent) = new.parent() {
-                        media::remove_empty_dirs(parent, &media.dir(*folder));
-                    }
-                }
-            }
+        Ok(false) => {
+            undo_links(media, &pairs);
             let _ = media::remove_file(&journal);
-            match updated {
-                Err(e) => Err(e.into()),
-                Ok(_) => {
-                    tracing::warn!(
-                        document_id = id,
-                        "document changed while renaming; left as it is"
-                    );
-                    Ok(None)
-                }
-            }
+            tracing::warn!(
+                document_id = id,
+                "document changed while renaming; left as it is"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            undo_links(media, &pairs);
+            let _ = media::remove_file(&journal);
+            Err(e.into())
         }
     }
 }

@@ -112,7 +112,7 @@ fn look(path: Option<PathBuf>, stored: Option<&str>) -> FileState {
     let Some(path) = path else {
         return FileState::Missing;
     };
-    match std::fs::symlink_metadata(&path) {
+    match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => {}
         Ok(_) => return FileState::Missing,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileState::Missing,
