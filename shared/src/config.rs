@@ -88,6 +88,8 @@ settings! {
         "Drop empty values (`-none-`) from rendered file names instead of writing `none`.");
     TIME_ZONE = ("PAPERBOY_TIME_ZONE", Some("PAPERLESS_TIME_ZONE"), "UTC",
         "Time zone of the `added_*` file name variables (IANA name, e.g. Europe/Berlin).");
+    PASSPHRASE = ("PAPERBOY_PASSPHRASE", Some("PAPERLESS_PASSPHRASE"), "",
+        "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
 }
@@ -237,6 +239,8 @@ pub struct Config {
     pub filename_format_remove_none: bool,
     pub time_zone: String,
     pub sanity_ignore: Vec<String>,
+    /// Secret: never logged (Debug prints `***`), never in Redis.
+    pub passphrase: Option<Secret>,
 }
 
 impl Config {
@@ -294,6 +298,9 @@ impl Config {
             filename_format: Some(lookup(env, FILENAME_FORMAT)?).filter(|s| !s.is_empty()),
             filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,
             time_zone: lookup(env, TIME_ZONE)?,
+            passphrase: Some(lookup(env, PASSPHRASE)?)
+                .filter(|s| !s.is_empty())
+                .map(Secret),
             sanity_ignore: lookup(env, SANITY_IGNORE)?
                 .split(',')
                 .map(str::trim)
@@ -301,6 +308,22 @@ impl Config {
                 .map(str::to_string)
                 .collect(),
         })
+    }
+}
+
+/// A secret setting: its Debug form is `***`; read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
     }
 }
 

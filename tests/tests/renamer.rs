@@ -268,7 +268,49 @@ async fn killed_at_random_points_the_archive_stays_consistent(tdb: TestDb) {
     );
 }
 
+/// Consume names a new document by the template; a second with the same title gets `_01`.
+async fn consume_names_new_documents_by_the_template(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let _w = a.worker(
+        "consume",
+        &[("PAPERBOY_FILENAME_FORMAT", "{correspondent}/{title}")],
+    );
+    let src = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for (dir, text) in [("a", "first note"), ("b", "second note")] {
+        let f = src.path().join(dir).join("note.txt");
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, text).unwrap();
+        let staged = paperboy_shared::staging::stage_into(
+            &a.data().join(paperboy_shared::staging::STAGING_DIR),
+            &f,
+        )
+        .unwrap();
+        let r = a
+            .run(&Job::Consume(paperboy_shared::job::ConsumeArgs {
+                staged: staged.relative.clone(),
+                original_filename: staged.original_filename.clone(),
+                tags: vec![],
+                source: None,
+            }))
+            .await;
+        assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+        ids.push(r.result.unwrap()["document_id"].as_i64().unwrap());
+    }
+    let got: Vec<_> = names(&a).await.into_values().collect();
+    assert_eq!(
+        got,
+        [(n("none/note.txt"), None), (n("none/note_01.txt"), None)]
+    );
+    assert_eq!(
+        std::fs::read(a.media.original("none/note_01.txt").unwrap()).unwrap(),
+        b"second note"
+    );
+    assert_consistent(&a, true).await;
+}
+
 on_both_engines!(
+    consume_names_new_documents_by_the_template,
     renames_to_the_template,
     killed_at_random_points_the_archive_stays_consistent,
 );

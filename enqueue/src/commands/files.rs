@@ -113,9 +113,17 @@ pub fn print_renamer_result(out: &Output, result: &Value) -> Result<(), CliError
 
 /// The decryptor's counts.
 pub fn print_decrypt_result(out: &Output, result: &Value) -> Result<(), CliError> {
+    let failed = result["failed"].as_array().map(Vec::len).unwrap_or(0);
     out.line(format!(
-        "{} document(s) decrypted, {} already done",
-        result["decrypted"], result["skipped"]
+        "{} document(s) decrypted, {failed} not",
+        result["decrypted"]
     ))?;
+    for f in result["failed"].as_array().into_iter().flatten() {
+        out.warn(format!(
+            "#{}: {}",
+            f["document_id"],
+            f["error"].as_str().unwrap_or_default()
+        ));
+    }
     Ok(())
 }
