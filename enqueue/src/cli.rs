@@ -77,6 +77,18 @@ pub enum Command {
     /// Regenerate thumbnails of one document or (without --document) of every document
     #[command(visible_alias = "document_thumbnails")]
     Thumbnails(ThumbnailsCmd),
+    /// Check every document's files: missing or unreadable originals, archives and
+    /// thumbnails, checksum mismatches, missing content, orphaned files. With --wait: the
+    /// report, and exit 1 if it has errors
+    #[command(visible_alias = "document_sanity_checker")]
+    SanityCheck(SanityCheckCmd),
+    /// Move every document's files to the names their templates (storage path,
+    /// PAPERBOY_FILENAME_FORMAT) give now; never overwrites or deletes a file
+    #[command(visible_alias = "document_renamer")]
+    Renamer(RenamerCmd),
+    /// Decrypt GnuPG-era documents (storage type gpg) with the workers' PAPERBOY_PASSPHRASE
+    #[command(visible_alias = "decrypt_documents")]
+    DecryptDocuments(DecryptDocumentsCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -121,6 +133,27 @@ pub struct ThumbnailsCmd {
     /// Only this document
     #[arg(long, value_name = "ID")]
     pub document: Option<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SanityCheckCmd {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RenamerCmd {
+    /// Only list the moves (old -> new), touch nothing; implies --wait
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptDocumentsCmd {
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -250,6 +283,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn file_commands_and_their_aliases() {
+        let c = parse(&["document_sanity_checker", "--wait"]).unwrap();
+        assert!(matches!(c.command, Command::SanityCheck(ref s) if s.wait.wait));
+        let c = parse(&["document_renamer", "--dry-run"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Renamer(RenamerCmd { dry_run: true, .. })
+        ));
+        let c = parse(&["decrypt_documents"]).unwrap();
+        assert!(matches!(c.command, Command::DecryptDocuments(_)));
+        assert!(parse(&["sanity-check", "--passphrase", "x"]).is_err());
+        assert!(
+            parse(&["decrypt-documents", "--passphrase", "x"]).is_err(),
+            "never on the command line"
+        );
     }
 
     #[test]

@@ -153,6 +153,20 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             let submitted = submit::enqueue(&queue, vec![job]).await?;
             after_enqueue(&queue, out, &submitted, &t.wait).await
         }
+        Command::SanityCheck(c) => submit_one(config, out, Job::SanityCheck {}, &c.wait).await,
+        Command::Renamer(c) => {
+            let job = Job::Renamer {
+                dry_run: c.dry_run,
+                batch: None,
+            };
+            let mut wait = c.wait;
+            // A dry run is for its list of moves.
+            wait.wait |= c.dry_run;
+            submit_one(config, out, job, &wait).await
+        }
+        Command::DecryptDocuments(c) => {
+            submit_one(config, out, Job::DecryptDocuments {}, &c.wait).await
+        }
         Command::Jobs(j) => {
             let queue = connect(config).await?;
             match j {
@@ -193,6 +207,13 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
         }
         Command::Settings(_) => unreachable!("handled before the runtime starts"),
     }
+}
+
+/// Enqueues one job, then reports it or waits for it.
+async fn submit_one(config: &Config, out: &Output, job: Job, w: &WaitArgs) -> Result<u8, CliError> {
+    let queue = connect(config).await?;
+    let submitted = submit::enqueue(&queue, vec![job]).await?;
+    after_enqueue(&queue, out, &submitted, w).await
 }
 
 async fn after_enqueue(

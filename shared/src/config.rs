@@ -96,6 +96,16 @@ settings! {
         "Resolution PDF pages are rendered at for OCR (paperless renders through Ghostscript at 300 too).");
     OCR_TIMEOUT_SECS = ("PAPERBOY_OCR_TIMEOUT_SECS", None, "180",
         "Longest a tesseract run on one page may take; past it the page is skipped and the document stored with the text found so far.");
+    FILENAME_FORMAT = ("PAPERBOY_FILENAME_FORMAT", Some("PAPERLESS_FILENAME_FORMAT"), "",
+        "Template of stored file names (Jinja, or legacy `{title}` placeholders), e.g. `{{ created_year }}/{{ correspondent }}/{{ title }}`; empty: `0000042.pdf`. A storage path's template wins.");
+    FILENAME_FORMAT_REMOVE_NONE = ("PAPERBOY_FILENAME_FORMAT_REMOVE_NONE", Some("PAPERLESS_FILENAME_FORMAT_REMOVE_NONE"), "false",
+        "Drop empty values (`-none-`) from rendered file names instead of writing `none`.");
+    TIME_ZONE = ("PAPERBOY_TIME_ZONE", Some("PAPERLESS_TIME_ZONE"), "UTC",
+        "Time zone of the `added_*` file name variables (IANA name, e.g. Europe/Berlin).");
+    PASSPHRASE = ("PAPERBOY_PASSPHRASE", Some("PAPERLESS_PASSPHRASE"), "",
+        "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
+    SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
+        "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
 }
 
 #[derive(Debug, Error)]
@@ -251,6 +261,12 @@ pub struct Config {
     /// Things that are accepted but worth telling the operator (legacy values, …); the worker logs
     /// them at start.
     pub warnings: Vec<String>,
+    pub filename_format: Option<String>,
+    pub filename_format_remove_none: bool,
+    pub time_zone: String,
+    pub sanity_ignore: Vec<String>,
+    /// Secret: never logged (Debug prints `***`), never in Redis.
+    pub passphrase: Option<Secret>,
 }
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
@@ -383,7 +399,35 @@ impl Config {
             ocr_dpi,
             ocr_timeout: Duration::from_secs(parse::<u64>(env, OCR_TIMEOUT_SECS)?.max(1)),
             warnings,
+            filename_format: Some(lookup(env, FILENAME_FORMAT)?).filter(|s| !s.is_empty()),
+            filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,
+            time_zone: lookup(env, TIME_ZONE)?,
+            passphrase: Some(lookup(env, PASSPHRASE)?)
+                .filter(|s| !s.is_empty())
+                .map(Secret),
+            sanity_ignore: lookup(env, SANITY_IGNORE)?
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
         })
+    }
+}
+
+/// A secret setting: its Debug form is `***`; read it with [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
     }
 }
 

@@ -32,6 +32,23 @@ pub enum Job {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch: Option<Vec<i64>>,
     },
+    /// Check every document's files (`document_sanity_checker`): fans out
+    /// [`Job::SanityCheckBatch`] jobs, looks for orphaned files, and gathers the report.
+    SanityCheck {},
+    /// The file checks of some documents (part of a [`Job::SanityCheck`]).
+    SanityCheckBatch { ids: Vec<i64> },
+    /// Move every document's files to the names their templates give now
+    /// (`document_renamer`): fans out batches (`batch: Some(ids)`); `dry_run` only lists the
+    /// moves.
+    Renamer {
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<Vec<i64>>,
+    },
+    /// Decrypt the files of GnuPG-era documents (`decrypt_documents`). The passphrase is the
+    /// worker's `PAPERBOY_PASSPHRASE` setting, never an argument.
+    DecryptDocuments {},
 }
 
 /// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
@@ -58,6 +75,10 @@ pub enum JobKind {
     Ping,
     Consume,
     Thumbnails,
+    SanityCheck,
+    SanityCheckBatch,
+    Renamer,
+    DecryptDocuments,
 }
 
 /// How a kind is retried and scheduled.
@@ -84,13 +105,25 @@ const DEFAULT_POLICY: Policy = Policy {
 };
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Ping, JobKind::Consume, JobKind::Thumbnails];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::Ping,
+        JobKind::Consume,
+        JobKind::Thumbnails,
+        JobKind::SanityCheck,
+        JobKind::SanityCheckBatch,
+        JobKind::Renamer,
+        JobKind::DecryptDocuments,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Ping => "ping",
             JobKind::Consume => "consume",
             JobKind::Thumbnails => "thumbnails",
+            JobKind::SanityCheck => "sanity_check",
+            JobKind::SanityCheckBatch => "sanity_check_batch",
+            JobKind::Renamer => "renamer",
+            JobKind::DecryptDocuments => "decrypt_documents",
         }
     }
 
@@ -112,10 +145,17 @@ impl JobKind {
                 ..DEFAULT_POLICY
             },
             JobKind::Consume => DEFAULT_POLICY,
-            JobKind::Thumbnails => Policy {
+            JobKind::Thumbnails | JobKind::SanityCheckBatch => Policy {
                 cpu_heavy: true,
                 ..DEFAULT_POLICY
             },
+            // The coordinator waits for its batches; a crash re-runs it (the checks are
+            // read-only, so running them twice is harmless).
+            JobKind::SanityCheck => Policy {
+                max_attempts: 2,
+                ..DEFAULT_POLICY
+            },
+            JobKind::Renamer | JobKind::DecryptDocuments => DEFAULT_POLICY,
         }
     }
 }
@@ -133,6 +173,10 @@ impl Job {
             Job::Ping { .. } => JobKind::Ping,
             Job::Consume(_) => JobKind::Consume,
             Job::Thumbnails { .. } => JobKind::Thumbnails,
+            Job::SanityCheck {} => JobKind::SanityCheck,
+            Job::SanityCheckBatch { .. } => JobKind::SanityCheckBatch,
+            Job::Renamer { .. } => JobKind::Renamer,
+            Job::DecryptDocuments {} => JobKind::DecryptDocuments,
         }
     }
 
@@ -147,6 +191,15 @@ impl Job {
                 batch: None,
             } => Some("thumbnails:all".into()),
             Job::Thumbnails { .. } => None,
+            Job::SanityCheck {} => Some("sanity_check".into()),
+            Job::SanityCheckBatch { .. } => None,
+            // One renaming run at a time (a dry run may run beside it).
+            Job::Renamer {
+                dry_run: false,
+                batch: None,
+            } => Some("renamer:all".into()),
+            Job::Renamer { .. } => None,
+            Job::DecryptDocuments {} => Some("decrypt_documents".into()),
         }
     }
 

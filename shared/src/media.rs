@@ -55,6 +55,9 @@ pub enum MediaError {
          without `..`, `.` or a leading `/`)"
     )]
     BadName { name: String },
+    /// [`Media::write_new`] / [`link_new`]: the name is taken (nothing was written).
+    #[error("{path} already exists")]
+    Exists { path: PathBuf },
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -68,6 +71,8 @@ impl Classify for MediaError {
     fn class(&self) -> ErrorClass {
         match self {
             MediaError::BadName { .. } => ErrorClass::Permanent,
+            // The caller picks another name; if it does not, a retry may find it free.
+            MediaError::Exists { .. } => ErrorClass::Transient,
             // A full disk or a flaky network share may recover; a missing file or a permission
             // problem needs a human.
             MediaError::Io { source, .. } => match source.kind() {
@@ -184,6 +189,25 @@ impl Media {
         Ok(path)
     }
 
+    /// Like [`Media::write`], but never replaces a file: the complete temporary file is
+    /// hard-linked to the name, which fails with [`MediaError::Exists`] if the name is taken
+    /// (by another job at the same moment, too).
+    pub fn write_new(
+        &self,
+        folder: Folder,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf, MediaError> {
+        let path = self.path(folder, name)?;
+        let dir = parent_dir(&path);
+        let tmp = dir.join(format!(".media-{}.part", ulid_like()));
+        write_atomic(&tmp, bytes)?;
+        let linked = link_new(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        linked?;
+        Ok(path)
+    }
+
     /// Writes a thumbnail atomically and returns its path.
     pub fn write_thumbnail(&self, id: i64, webp: &[u8]) -> Result<PathBuf, MediaError> {
         self.write(Folder::Thumbnails, &thumbnail_filename(id), webp)
@@ -231,6 +255,103 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MediaError> {
         .and_then(|d| d.sync_all())
         .map_err(io_err("cannot flush the folder", dir))?;
     Ok(())
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// A unique-enough suffix for temporary names (time and a random number).
+fn ulid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:x}-{:08x}", rand::random::<u32>())
+}
+
+/// Gives the file at `from` the additional name `to` (a hard link; a copy, flushed, where the
+/// file system has no hard links), creating `to`'s folders, then flushes `to`'s folder. Never
+/// replaces: a taken `to` is [`MediaError::Exists`]. The file then has both names; the caller
+/// removes `from` once the new name is recorded (crash-safe moves).
+pub fn link_new(from: &Path, to: &Path) -> Result<(), MediaError> {
+    let dir = parent_dir(to);
+    fs::create_dir_all(&dir).map_err(|source| MediaError::Io {
+        action: "cannot create the folder",
+        path: dir.clone(),
+        source,
+    })?;
+    match fs::hard_link(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(MediaError::Exists {
+                path: to.to_path_buf(),
+            });
+        }
+        Err(_) => copy_new(from, to)?,
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| MediaError::Io {
+            action: "cannot flush the folder",
+            path: dir,
+            source,
+        })
+}
+
+/// `from` copied to a new file `to` (created exclusively), flushed.
+fn copy_new(from: &Path, to: &Path) -> Result<(), MediaError> {
+    let io_err = |action: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| MediaError::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    let mut src = File::open(from).map_err(io_err("cannot open", from))?;
+    let mut dst = match fs::OpenOptions::new().write(true).create_new(true).open(to) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(MediaError::Exists {
+                path: to.to_path_buf(),
+            });
+        }
+        Err(e) => return Err(io_err("cannot create", to)(e)),
+    };
+    let copied = io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all());
+    if let Err(e) = copied {
+        let _ = fs::remove_file(to);
+        return Err(io_err("cannot copy to", to)(e));
+    }
+    Ok(())
+}
+
+/// True if `a` and `b` are the same file (hard links of one inode).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// paperless's `delete_empty_directories(dir, root)`: from `dir` upwards, removes each empty
+/// folder until the first non-empty one or `root` (never removed, nor anything outside it).
+pub fn remove_empty_dirs(dir: &Path, root: &Path) {
+    let mut cur = dir.to_path_buf();
+    while cur.starts_with(root) && cur != root {
+        if fs::remove_dir(&cur).is_err() {
+            break;
+        }
+        match cur.parent() {
+            Some(p) => cur = p.to_path_buf(),
+            None => break,
+        }
+    }
 }
 
 /// `dir/name`, or `dir/stem (1).ext`, `dir/stem (2).ext`, … when taken: for moving a file
@@ -345,6 +466,46 @@ mod tests {
         // Nested names get their folders.
         let nested = m.write(Folder::Archive, "a/b/c.pdf", b"x").unwrap();
         assert!(nested.is_file());
+    }
+
+    #[test]
+    fn write_new_and_link_new_never_replace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = Media::new(tmp.path());
+        let p = m.write_new(Folder::Originals, "a/b.pdf", b"one").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        let err = m
+            .write_new(Folder::Originals, "a/b.pdf", b"two")
+            .unwrap_err();
+        assert!(matches!(err, MediaError::Exists { .. }), "{err}");
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        let names: Vec<_> = fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["b.pdf".to_string()], "no temporary file left");
+        let to = m.dir(Folder::Originals).join("c/d.pdf");
+        link_new(&p, &to).unwrap();
+        assert!(same_file(&p, &to));
+        assert!(matches!(link_new(&p, &to), Err(MediaError::Exists { .. })));
+        assert!(!same_file(&p, &tmp.path().join("nothing")));
+    }
+
+    #[test]
+    fn empty_folders_are_removed_up_to_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("originals");
+        fs::create_dir_all(root.join("a/b/c")).unwrap();
+        fs::write(root.join("a/keep.pdf"), b"x").unwrap();
+        remove_empty_dirs(&root.join("a/b/c"), &root);
+        assert!(!root.join("a/b").exists());
+        assert!(root.join("a").is_dir(), "a non-empty folder stays");
+        fs::remove_file(root.join("a/keep.pdf")).unwrap();
+        remove_empty_dirs(&root.join("a"), &root);
+        assert!(!root.join("a").exists());
+        assert!(root.is_dir(), "the root is never removed");
+        remove_empty_dirs(tmp.path(), &root);
+        assert!(tmp.path().is_dir(), "nothing outside the root");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The commands, free of clap: each takes plain values (a queue, an output, ids, options).
 
 pub mod documents;
+pub mod files;
 pub mod jobs;
 pub mod settings;
 pub mod status;

@@ -35,7 +35,10 @@ fn holds_credentials(s: &Setting) -> bool {
 pub fn show(env: &dyn Env, s: &'static Setting) -> Shown {
     for candidate in std::iter::once(s.name).chain(s.paperless) {
         if let Some(v) = env.var(candidate).filter(|v| !v.is_empty()) {
-            let value = if holds_credentials(s) {
+            let value = if s.name.ends_with("_PASSPHRASE") {
+                // A secret as a whole: never printed.
+                "***".to_string()
+            } else if holds_credentials(s) {
                 redact_url(&v)
             } else {
                 v
@@ -116,6 +119,17 @@ mod tests {
 
     fn find(name: &str) -> &'static Setting {
         SETTINGS.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn passphrases_never_show() {
+        let env: std::collections::HashMap<String, String> =
+            [("PAPERLESS_PASSPHRASE".to_string(), "hunter2".to_string())].into();
+        let s = paperboy_shared::config::SETTINGS
+            .iter()
+            .find(|s| s.name == "PAPERBOY_PASSPHRASE")
+            .unwrap();
+        assert_eq!(show(&env, s).value, "***");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use paperboy_shared::queue::{Enqueued, JobRecord, JobState, Queue};
 use paperboy_shared::staging;
 use serde_json::{Value, json};
 
+use super::files;
 use crate::error::{CliError, code};
 use crate::output::Output;
 use crate::wait::{WaitEnd, WaitOptions, wait_for};
@@ -101,6 +102,8 @@ fn enqueued_json(s: &Submitted) -> Value {
 pub enum Ending {
     Succeeded,
     TimedOut,
+    /// Succeeded, but its result reports errors (a sanity check that found some): exit 1.
+    ReportedFailure,
     Failed,
 }
 
@@ -109,7 +112,7 @@ impl Ending {
         match self {
             Ending::Succeeded => code::DONE,
             Ending::TimedOut => code::TIMED_OUT,
-            Ending::Failed => code::JOB_FAILED,
+            Ending::Failed | Ending::ReportedFailure => code::JOB_FAILED,
         }
     }
 }
@@ -133,6 +136,11 @@ pub async fn wait_all(
     for s in submitted {
         let end = wait_for(queue, s.enqueued.id(), opts).await?;
         let ending = match &end {
+            WaitEnd::Finished(r)
+                if r.state == JobState::Succeeded && files::result_fails(s.job.kind(), r) =>
+            {
+                Ending::ReportedFailure
+            }
             WaitEnd::Finished(r) if r.state == JobState::Succeeded => Ending::Succeeded,
             WaitEnd::Finished(_) => Ending::Failed,
             WaitEnd::TimedOut(_) => Ending::TimedOut,
@@ -150,7 +158,7 @@ pub async fn wait_all(
             out.json_line(&v)?;
         }
         match ending {
-            Ending::Succeeded => {
+            Ending::Succeeded | Ending::ReportedFailure => {
                 if !out.json {
                     show_result(out, s.job.kind(), record)?;
                 }
@@ -172,7 +180,22 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
             }
         }
         JobKind::Ping => out.note(pong_line(r))?,
-        JobKind::Thumbnails => {}
+        JobKind::Thumbnails | JobKind::SanityCheckBatch => {}
+        JobKind::SanityCheck => {
+            if let Some(res) = &r.result {
+                files::print_sanity_report(out, res)?;
+            }
+        }
+        JobKind::Renamer => {
+            if let Some(res) = &r.result {
+                files::print_renamer_result(out, res)?;
+            }
+        }
+        JobKind::DecryptDocuments => {
+            if let Some(res) = &r.result {
+                files::print_decrypt_result(out, res)?;
+            }
+        }
     }
     Ok(())
 }

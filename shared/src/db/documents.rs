@@ -18,6 +18,7 @@ macro_rules! doc_cols {
          version_index, version_label, deleted_at, restored_at, transaction_id, storage_type"
     };
 }
+pub(crate) use doc_cols;
 
 /// Largest archive serial number (paperless: unsigned 32-bit).
 pub const ASN_MAX: i64 = 4_294_967_295;

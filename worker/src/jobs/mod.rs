@@ -8,8 +8,11 @@
 
 pub mod consume;
 pub mod ocr;
+pub mod decrypt;
 pub mod ping;
+pub mod renamer;
 pub mod render;
+pub mod sanity;
 pub mod thumbnails;
 
 use std::sync::Arc;
@@ -124,5 +127,9 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::Ping { sleep_ms, fail } => ping::run(sleep_ms, fail, ctx).await,
         Job::Consume(args) => consume::run(args, ctx).await,
         Job::Thumbnails { document, batch } => thumbnails::run(document, batch, ctx).await,
+        Job::SanityCheck {} => sanity::run(ctx).await,
+        Job::SanityCheckBatch { ids } => sanity::run_batch(ids, ctx).await,
+        Job::Renamer { dry_run, batch } => renamer::run(dry_run, batch, ctx).await,
+        Job::DecryptDocuments {} => decrypt::run(ctx).await,
     }
 }

@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256};
 use self::dates::{DateOrder, DateRules};
 use self::detect::FileType;
 use super::{JobContext, JobError};
+use crate::filenames::{self, FilenameSettings, NameInfo, Namer};
 
 /// Longest title (paperless truncates to 127 characters).
 pub const TITLE_MAX: usize = 127;
@@ -556,25 +557,35 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         documents::add_tags(&mut tx, id, &st.args.tags)
             .await
             .map_err(|e| tag_error(e, &st.args.tags))?;
-        let filename = media::default_filename(id, kind.extension());
+        // The name: the template's (storage path or PAPERBOY_FILENAME_FORMAT) when there is
+        // one, else paperless's default `0000042.<ext>`.
+        let namer = template_namer(ctx, &mut tx, id).await?;
+        let default_name = media::default_filename(id, kind.extension());
 
         // Files first (atomically), then the row points at them, then commit; on any failure
         // before the commit the files go again.
         let marker = marker_path(&st.staged_path);
         let written = {
-            let (media, filename, bytes) = (media.clone(), filename.clone(), st.bytes.clone());
+            let (media, bytes) = (media.clone(), st.bytes.clone());
             let marker = marker.clone();
             blocking("writing the files", move || {
-                write_files(&media, id, &filename, &bytes, &thumb)?;
+                let filename =
+                    write_files(&media, id, namer.as_ref(), &default_name, &bytes, &thumb)?;
                 // Names the document for a re-run of this job after a crash past the commit.
-                media::write_atomic(&marker, id.to_string().as_bytes()).inspect_err(|_| {
-                    remove_files(&media, id, &filename);
-                })
+                media::write_atomic(&marker, id.to_string().as_bytes())
+                    .inspect_err(|_| {
+                        remove_files(&media, id, &filename);
+                    })
+                    .map(|()| filename)
             })
             .await?
         };
+        let filename = match &written {
+            Ok(name) => name.clone(),
+            Err(_) => String::new(),
+        };
         let result = async {
-            written.map_err(classified)?;
+            let filename = written.map_err(classified)?;
             documents::set_files(&mut tx, id, Some(&filename), None, None).await?;
             tx.commit().await.map_err(DbError::from)?;
             Ok::<(), JobError>(())
@@ -582,7 +593,9 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         .await;
         if let Err(e) = result {
             // The transaction (if not committed) rolls back when dropped; the files go now.
-            remove_files(&media, id, &filename);
+            if !filename.is_empty() {
+                remove_files(&media, id, &filename);
+            }
             let _ = media::remove_file(&marker);
             return Err(e);
         }
@@ -619,21 +632,60 @@ fn tag_error(e: DbError, tags: &[i64]) -> JobError {
     }
 }
 
-/// The original and the thumbnail of document `id`; on failure nothing is left behind.
+/// The [`Namer`] of a new document when a template names it (its storage path or
+/// `PAPERBOY_FILENAME_FORMAT`); None for the default name. Read inside the store transaction,
+/// so it sees the row and tags just written.
+async fn template_namer(
+    ctx: &JobContext,
+    tx: &mut paperboy_shared::db::Tx,
+    id: i64,
+) -> Result<Option<Namer>, JobError> {
+    let settings = FilenameSettings::from_config(ctx.config()).map_err(JobError::Permanent)?;
+    let Some(data) = paperboy_shared::db::files::naming(tx, id).await? else {
+        return Ok(None);
+    };
+    let info = NameInfo::from_data(&data);
+    if filenames::template_source(&info, &settings).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Namer::new(&info, &settings)))
+}
+
+/// Writes the original and the thumbnail of document `id`; returns the original's name. With a
+/// template the name is the first free one (`qwe.pdf`, `qwe_01.pdf`, …), taken without ever
+/// replacing a file (another job may take the same name at the same moment). On failure
+/// nothing is left behind.
 fn write_files(
     media: &Media,
     id: i64,
-    filename: &str,
+    namer: Option<&Namer>,
+    default_name: &str,
     original: &[u8],
     thumbnail: &[u8],
-) -> Result<(), media::MediaError> {
-    let result = media
-        .write(Folder::Originals, filename, original)
-        .and_then(|_| media.write_thumbnail(id, thumbnail));
-    if result.is_err() {
-        remove_files(media, id, filename);
+) -> Result<String, media::MediaError> {
+    let filename = match namer {
+        None => {
+            media.write(Folder::Originals, default_name, original)?;
+            default_name.to_string()
+        }
+        Some(namer) => {
+            let dir = media.dir(Folder::Originals);
+            let mut tries = 0;
+            loop {
+                let name = filenames::unique_original(namer, &dir, None);
+                match media.write_new(Folder::Originals, &name, original) {
+                    Ok(_) => break name,
+                    Err(media::MediaError::Exists { .. }) if tries < 100 => tries += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    };
+    if let Err(e) = media.write_thumbnail(id, thumbnail) {
+        remove_files(media, id, &filename);
+        return Err(e);
     }
-    result.map(|_| ())
+    Ok(filename)
 }
 
 fn remove_files(media: &Media, id: i64, filename: &str) {

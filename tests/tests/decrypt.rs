@@ -1,0 +1,148 @@
+//! `decrypt_documents` end to end (spec `export-import.md` §7): GnuPG-era documents (the
+//! fixtures of `shared/fixtures/gnupg`, passphrase `test`, binary and ASCII-armored) planted in
+//! a database (both engines) and a media folder; a real worker with `PAPERBOY_PASSPHRASE_FILE`.
+//!
+//! Needs a worker with GnuPG support: `cargo build -p paperboy-worker --features gpg`, then
+//! `cargo test -p paperboy-tests --features gpg --test decrypt`.
+
+#![cfg(feature = "gpg")]
+
+mod files_common;
+
+use std::path::{Path, PathBuf};
+
+use files_common::{Archive, sha256_of};
+use paperboy_shared::db::{NewDocument, StorageType, documents};
+use paperboy_shared::job::Job;
+use paperboy_shared::media::Folder;
+use paperboy_shared::queue::JobState;
+use paperboy_tests::db::TestDb;
+
+const PDF_SHA256: &str = "a81b16b6b313cfd7e60eb7b12598d1343b58622b4030cfa19a2724a02e98db1b";
+const WEBP_SHA256: &str = "c3e46806e6f8969b3e657bb121e3f9681e139734a876b9e1f3b7c86a8e668e12";
+
+fn fixture(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures/gnupg")
+        .join(name);
+    assert!(p.is_file(), "fixture {} missing", p.display());
+    p
+}
+
+/// An encrypted document: row (storage type gpg, checksum of the plaintext) and files.
+async fn plant_gpg(a: &Archive, title: &str, filename: &str, source: &str) -> i64 {
+    let mut tx = a.db.begin().await.unwrap();
+    let id = documents::insert(
+        &mut tx,
+        &NewDocument {
+            title: title.into(),
+            content: "text".into(),
+            mime_type: "application/pdf".into(),
+            checksum: PDF_SHA256.into(),
+            created: "2019-01-01".into(),
+            original_filename: Some("scan.pdf".into()),
+            storage_type: StorageType::Gpg,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    documents::set_files(&mut tx, id, Some(filename), None, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let dest = a.media.original(filename).unwrap();
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(fixture(source), &dest).unwrap();
+    std::fs::copy(
+        fixture("0000004.webp.gpg"),
+        a.media
+            .dir(Folder::Thumbnails)
+            .join(format!("{id:07}.webp.gpg")),
+    )
+    .unwrap();
+    id
+}
+
+fn passphrase_file(a: &Archive, pass: &str) -> String {
+    let p = a.dir.path().join(format!("passphrase-{pass}"));
+    std::fs::write(&p, format!("{pass}\n")).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+/// Binary and armored originals decrypt, keep their folder and lose `.gpg`; thumbnails too;
+/// the passphrase never is in the job.
+async fn binary_and_armored_documents_decrypt(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let bin = plant_gpg(&a, "binary", "2020/0000004.pdf.gpg", "0000004.pdf.gpg").await;
+    let asc = plant_gpg(&a, "armored", "armored.pdf.gpg", "0000004.pdf.asc").await;
+    let pass = passphrase_file(&a, "test");
+    let _w = a.worker("decrypt_documents", &[("PAPERBOY_PASSPHRASE_FILE", &pass)]);
+    let r = a.run(&Job::DecryptDocuments {}).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    assert_eq!(
+        r.job,
+        serde_json::json!({"kind": "decrypt_documents", "args": {}})
+    );
+    let res = r.result.unwrap();
+    assert_eq!(res["decrypted"], 2, "{res}");
+    for (id, name) in [(bin, "2020/0000004.pdf"), (asc, "armored.pdf")] {
+        let d = documents::get(&a.db, id).await.unwrap().unwrap();
+        assert_eq!(d.storage_type, StorageType::Unencrypted);
+        assert_eq!(d.filename.as_deref(), Some(name));
+        assert_eq!(sha256_of(&a.media.original(name).unwrap()), PDF_SHA256);
+        assert!(!a.media.original(&format!("{name}.gpg")).unwrap().exists());
+        assert_eq!(sha256_of(&a.media.thumbnail(id)), WEBP_SHA256);
+        assert!(
+            !a.media
+                .dir(Folder::Thumbnails)
+                .join(format!("{id:07}.webp.gpg"))
+                .exists()
+        );
+    }
+    // Run again: nothing left to do.
+    let again = a.run(&Job::DecryptDocuments {}).await;
+    assert_eq!(again.result.unwrap()["decrypted"], 0);
+}
+
+/// A wrong passphrase is a clear error and changes nothing; with the right one it resumes.
+async fn a_wrong_passphrase_changes_nothing(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let id = plant_gpg(&a, "binary", "0000004.pdf.gpg", "0000004.pdf.gpg").await;
+    let before = (a.files(Folder::Originals), a.files(Folder::Thumbnails));
+    let wrong = passphrase_file(&a, "wrong");
+    let mut w = a.worker("decrypt_documents", &[("PAPERBOY_PASSPHRASE_FILE", &wrong)]);
+    let r = a.run(&Job::DecryptDocuments {}).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    let msg = &r.errors.last().unwrap().message;
+    assert!(msg.contains("wrong passphrase"), "{msg}");
+    assert_eq!(
+        (a.files(Folder::Originals), a.files(Folder::Thumbnails)),
+        before
+    );
+    let d = documents::get(&a.db, id).await.unwrap().unwrap();
+    assert_eq!(d.storage_type, StorageType::Gpg);
+    assert_eq!(d.filename.as_deref(), Some("0000004.pdf.gpg"));
+    w.kill();
+    // No passphrase at all: says which setting.
+    let mut w = a.worker("decrypt_documents", &[]);
+    let r = a.run(&Job::DecryptDocuments {}).await;
+    assert!(
+        r.errors
+            .last()
+            .unwrap()
+            .message
+            .contains("PAPERBOY_PASSPHRASE")
+    );
+    w.kill();
+    let right = passphrase_file(&a, "test");
+    let _w = a.worker("decrypt_documents", &[("PAPERBOY_PASSPHRASE_FILE", &right)]);
+    let r = a.run(&Job::DecryptDocuments {}).await;
+    assert_eq!(r.result.unwrap()["decrypted"], 1);
+    assert_eq!(a.files(Folder::Originals), ["0000004.pdf"]);
+}
+
+on_both_engines!(
+    binary_and_armored_documents_decrypt,
+    a_wrong_passphrase_changes_nothing,
+);
