@@ -202,7 +202,8 @@ pub fn select_label(extra_data: Option<&str>, id: &str) -> String {
         .and_then(|opts| {
             opts.iter().find_map(|o| {
                 let oid = o.get("id")?;
-                let matches = oid.as_str() == Some(id) || oid.to_string() == id;
+                let matches = oid.as_str() == Some(id)
+                    || oid.as_i64().map(|n| n.to_string()).as_deref() == Some(id);
                 matches
                     .then(|| o.get("label")?.as_str().map(str::to_string))
                     .flatten()
