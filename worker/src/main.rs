@@ -4,6 +4,7 @@
 
 mod http;
 mod jobs;
+mod matching;
 mod metrics;
 mod migrate;
 mod runtime;

@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod jobs;
+pub mod retagger;
 pub mod settings;
 pub mod status;
 pub mod submit;

@@ -172,7 +172,8 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
             }
         }
         JobKind::Ping => out.note(pong_line(r))?,
-        JobKind::Thumbnails => {}
+        JobKind::Retagger => super::retagger::show_result(out, r)?,
+        JobKind::Thumbnails | JobKind::RetaggerBatch => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod extras;
 pub mod migrate;
 pub mod models;
 pub mod objects;
+pub mod retag;
 pub mod tags;
 
 pub use models::*;

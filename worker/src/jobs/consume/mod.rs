@@ -9,6 +9,9 @@
 //! 2. `detect`: the type by content (magic bytes), refusing anything else,
 //! 3. `checksum`: SHA-256, and refuse a duplicate of any document (trash included),
 //! 4. `text`: content and page count,
+//!    then `match`: the matching rules ([`crate::matching`]) on the content: correspondent,
+//!    document type and storage path take the first match (by name), tags take every match
+//!    (with their ancestors), and the inbox tags are added,
 //! 5. `title`: the file name's stem (as paperless),
 //! 6. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
 //!    else today,
@@ -72,6 +75,8 @@ pub struct ConsumeState {
     /// Why the thumbnail is a placeholder.
     pub thumbnail_error: Option<String>,
     pub document_id: Option<i64>,
+    /// What the `match` step assigned.
+    pub assigned: crate::matching::assign::Assignment,
     /// Set by a step that refused the input as a duplicate (for the failed-input handling).
     pub duplicate_of: Option<i64>,
 }
@@ -92,6 +97,7 @@ impl ConsumeState {
             thumbnail: None,
             thumbnail_error: None,
             document_id: None,
+            assigned: Default::default(),
             duplicate_of: None,
         }
     }
@@ -111,6 +117,7 @@ pub const STEPS: &[(&str, Step)] = &[
     ("detect", detect_type),
     ("checksum", checksum),
     ("text", extract_text),
+    ("match", match_rules),
     ("title", title),
     ("date", created_date),
     ("thumbnail", thumbnail),
@@ -394,6 +401,22 @@ fn extract_text<'a>(
     })
 }
 
+fn match_rules<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let objects = crate::matching::load(ctx.db()).await?;
+        let content = st.content.clone();
+        // No classifier model yet: AUTO objects are never predicted.
+        st.assigned = blocking("matching", move || {
+            crate::matching::assign::for_new_document(&objects, &content, None, &Default::default())
+        })
+        .await?;
+        Ok(())
+    })
+}
+
 fn title<'a>(
     st: &'a mut ConsumeState,
     _ctx: &'a JobContext,
@@ -504,6 +527,9 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
                 .format("%Y-%m-%d")
                 .to_string(),
             original_filename: Some(st.args.original_filename.clone()),
+            correspondent_id: st.assigned.correspondent,
+            document_type_id: st.assigned.document_type,
+            storage_path_id: st.assigned.storage_path,
             ..Default::default()
         };
         let thumb = st
@@ -521,6 +547,7 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         documents::add_tags(&mut tx, id, &st.args.tags)
             .await
             .map_err(|e| tag_error(e, &st.args.tags))?;
+        documents::add_tags(&mut tx, id, &st.assigned.tags).await?;
         let filename = media::default_filename(id, kind.extension());
 
         // Files first (atomically), then the row points at them, then commit; on any failure
@@ -641,6 +668,7 @@ mod tests {
                 "detect",
                 "checksum",
                 "text",
+                "match",
                 "title",
                 "date",
                 "thumbnail",
