@@ -440,24 +440,18 @@ async fn retagger_rows_r1_to_r13(tdb: TestDb) {
         ..tags_only()
     })
     .await;
-    let with_first = |a: &'_ Archive| {
-        let ids = [da, db_, dc, dd, extra];
-        let first = f.first;
-        async move {
-            let mut n = 0;
-            for id in ids {
-                n += a.get(id).await.tags.contains(&first) as usize;
-            }
-            n
-        }
-    };
-    assert_eq!(with_first(&a).await, (da <= 2) as usize, "R9 1..2");
+    let ids = [da, db_, dc, dd, extra];
+    assert_eq!(
+        count_with(&a, &ids, f.first).await,
+        (da <= 2) as usize,
+        "R9 1..2"
+    );
     a.retag(RetagArgs {
         id_range: Some((1, 9999)),
         ..tags_only()
     })
     .await;
-    assert_eq!(with_first(&a).await, 2, "R9 1..9999");
+    assert_eq!(count_with(&a, &ids, f.first).await, 2, "R9 1..9999");
 
     // R10 is a CLI argument error (enqueue's cli tests). R11: no target: nothing happens.
     f.reset(&a).await;
@@ -489,6 +483,15 @@ async fn retagger_rows_r1_to_r13(tdb: TestDb) {
     .await;
     assert_eq!(a.get(dc).await.correspondent_id, None, "R13");
     tdb.cleanup().await;
+}
+
+/// How many of `ids` carry `tag`.
+async fn count_with(a: &Archive, ids: &[i64], tag: i64) -> usize {
+    let mut n = 0;
+    for id in ids {
+        n += a.get(*id).await.tags.contains(&tag) as usize;
+    }
+    n
 }
 
 // ---- the paperless-ngx 3.0.5 archive -------------------------------------------------------
