@@ -89,6 +89,9 @@ pub enum Command {
     /// Decrypt GnuPG-era documents (storage type gpg) with the workers' PAPERBOY_PASSPHRASE
     #[command(visible_alias = "decrypt_documents")]
     DecryptDocuments(DecryptDocumentsCmd),
+    /// Re-apply matching rules to documents already in the archive (after rules changed)
+    #[command(visible_alias = "document_retagger")]
+    Retagger(RetaggerCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -154,6 +157,45 @@ pub struct RenamerCmd {
 
 #[derive(Debug, Args)]
 pub struct DecryptDocumentsCmd {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `paperboy retagger`: the flags of paperless `document_retagger`. `-v` (global) lists every
+/// change.
+#[derive(Debug, Args)]
+pub struct RetaggerCmd {
+    /// Process correspondents.
+    #[arg(short = 'c', long)]
+    pub correspondent: bool,
+    /// Process tags (capital T).
+    #[arg(short = 'T', long)]
+    pub tags: bool,
+    /// Process document types (lower-case t).
+    #[arg(short = 't', long = "document_type", visible_alias = "document-type")]
+    pub document_type: bool,
+    /// Process storage paths.
+    #[arg(short = 's', long = "storage_path", visible_alias = "storage-path")]
+    pub storage_path: bool,
+    /// Only documents that have an inbox tag.
+    #[arg(short = 'i', long)]
+    pub inbox_only: bool,
+    /// When several correspondents/types/paths match, take the first by name instead of none.
+    #[arg(long)]
+    pub use_first: bool,
+    /// Replace set fields (clear them when nothing matches) and remove rule-managed tags that
+    /// no longer match (never inbox tags or tags without a match string).
+    #[arg(short = 'f', long)]
+    pub overwrite: bool,
+    /// Only documents with LO <= id <= HI.
+    #[arg(long, num_args = 2, value_names = ["LO", "HI"])]
+    pub id_range: Option<Vec<i64>>,
+    /// Dry run: print what would change, change nothing (implies --wait).
+    #[arg(long)]
+    pub suggest: bool,
+    /// With --suggest: print URL/documents/<id> links.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -330,6 +372,38 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.global.redis_url.as_deref(), Some("redis://h:1"));
+    }
+
+    #[test]
+    fn retagger_flags_as_upstream() {
+        let c = parse(&[
+            "document_retagger",
+            "-c",
+            "-T",
+            "-t",
+            "-s",
+            "-i",
+            "--use-first",
+            "-f",
+        ])
+        .unwrap();
+        let Command::Retagger(r) = c.command else {
+            panic!("retagger expected")
+        };
+        assert!(r.correspondent && r.tags && r.document_type && r.storage_path);
+        assert!(r.inbox_only && r.use_first && r.overwrite && !r.suggest);
+        let c = parse(&["retagger", "--tags", "--id-range", "1", "2", "--suggest"]).unwrap();
+        let Command::Retagger(r) = c.command else {
+            panic!("retagger expected")
+        };
+        assert_eq!(r.id_range, Some(vec![1, 2]));
+        assert!(r.suggest && r.tags);
+        // R10: --id-range needs exactly two integers.
+        assert!(parse(&["retagger", "--tags", "--id-range"]).is_err());
+        assert!(parse(&["retagger", "--tags", "--id-range", "a", "b"]).is_err());
+        assert!(parse(&["retagger", "--tags", "--id-range", "1"]).is_err());
+        // -v is the global verbose flag.
+        assert_eq!(parse(&["retagger", "-T", "-v"]).unwrap().global.verbose, 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 
 use cli::{Cli, Command, DocumentsCmd, FailMode, JobsCmd, WaitArgs};
-use commands::{documents, jobs, settings, status, submit};
+use commands::{documents, jobs, retagger, settings, status, submit};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -61,6 +61,9 @@ fn main() -> ExitCode {
             );
         }
     };
+    if let Command::Retagger(r) = &cli.command {
+        retagger::set_view(r, cli.global.verbose);
+    }
     let result = rt.block_on(run(cli.command, &config, &out));
     finish(result, Some(&config))
 }
@@ -166,6 +169,17 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
         }
         Command::DecryptDocuments(c) => {
             submit_one(config, out, Job::DecryptDocuments {}, &c.wait).await
+        }
+        Command::Retagger(r) => {
+            let Some(job) = retagger::job(&r, out) else {
+                return Ok(code::DONE);
+            };
+            let mut wait = r.wait.clone();
+            // A dry run is only useful with its answer.
+            wait.wait |= r.suggest;
+            let queue = connect(config).await?;
+            let submitted = submit::enqueue(&queue, vec![job]).await?;
+            after_enqueue(&queue, out, &submitted, &wait).await
         }
         Command::Jobs(j) => {
             let queue = connect(config).await?;

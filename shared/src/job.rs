@@ -49,6 +49,52 @@ pub enum Job {
     /// Decrypt the files of GnuPG-era documents (`decrypt_documents`). The passphrase is the
     /// worker's `PAPERBOY_PASSPHRASE` setting, never an argument.
     DecryptDocuments {},
+    /// Re-apply matching rules (and classifier predictions) to existing documents
+    /// (`document_retagger`): pages the document ids and fans out [`Job::RetaggerBatch`] jobs,
+    /// then waits for them and sums their counts.
+    Retagger(RetagArgs),
+    /// One batch of the retagger: these ids, changed in one transaction.
+    RetaggerBatch { args: RetagArgs, ids: Vec<i64> },
+}
+
+/// The retagger's flags (paperless `document_retagger`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetagArgs {
+    #[serde(default)]
+    pub correspondent: bool,
+    #[serde(default)]
+    pub tags: bool,
+    #[serde(default)]
+    pub document_type: bool,
+    #[serde(default)]
+    pub storage_path: bool,
+    /// Only documents with an inbox tag.
+    #[serde(default)]
+    pub inbox_only: bool,
+    /// Several candidates: take the first by name instead of leaving the field alone.
+    #[serde(default)]
+    pub use_first: bool,
+    /// Replace set fields (clear them when nothing matches); remove rule-managed tags that no
+    /// longer match.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Inclusive id bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_range: Option<(i64, i64)>,
+    /// Dry run: report what would change, change nothing.
+    #[serde(default)]
+    pub suggest: bool,
+}
+
+/// What the retagger says without any of `-c -T -t -s` (upstream v3's words).
+pub const RETAG_NO_TARGETS: &str =
+    "No classifier targets specified. Use -c, -T, -t, or -s to select what to retag.";
+
+impl RetagArgs {
+    /// Whether any of `-c -T -t -s` was given.
+    pub fn has_target(&self) -> bool {
+        self.correspondent || self.tags || self.document_type || self.storage_path
+    }
 }
 
 /// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
@@ -79,6 +125,8 @@ pub enum JobKind {
     SanityCheckBatch,
     Renamer,
     DecryptDocuments,
+    Retagger,
+    RetaggerBatch,
 }
 
 /// How a kind is retried and scheduled.
@@ -113,6 +161,8 @@ impl JobKind {
         JobKind::SanityCheckBatch,
         JobKind::Renamer,
         JobKind::DecryptDocuments,
+        JobKind::Retagger,
+        JobKind::RetaggerBatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +174,8 @@ impl JobKind {
             JobKind::SanityCheckBatch => "sanity_check_batch",
             JobKind::Renamer => "renamer",
             JobKind::DecryptDocuments => "decrypt_documents",
+            JobKind::Retagger => "retagger",
+            JobKind::RetaggerBatch => "retagger_batch",
         }
     }
 
@@ -156,6 +208,13 @@ impl JobKind {
                 ..DEFAULT_POLICY
             },
             JobKind::Renamer | JobKind::DecryptDocuments => DEFAULT_POLICY,
+            // The parent only pages ids and waits; its batches redo their work on a retry
+            // (each batch commits in one transaction and recomputes from the rows).
+            JobKind::Retagger => DEFAULT_POLICY,
+            JobKind::RetaggerBatch => Policy {
+                cpu_heavy: true,
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
@@ -177,6 +236,8 @@ impl Job {
             Job::SanityCheckBatch { .. } => JobKind::SanityCheckBatch,
             Job::Renamer { .. } => JobKind::Renamer,
             Job::DecryptDocuments {} => JobKind::DecryptDocuments,
+            Job::Retagger(_) => JobKind::Retagger,
+            Job::RetaggerBatch { .. } => JobKind::RetaggerBatch,
         }
     }
 
@@ -200,6 +261,9 @@ impl Job {
             } => Some("renamer:all".into()),
             Job::Renamer { .. } => None,
             Job::DecryptDocuments {} => Some("decrypt_documents".into()),
+            // One retagger over the archive at a time (two would race on the same rows).
+            Job::Retagger(_) => Some("retagger".into()),
+            Job::RetaggerBatch { .. } => None,
         }
     }
 

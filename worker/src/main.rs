@@ -5,6 +5,7 @@
 mod filenames;
 mod http;
 mod jobs;
+mod matching;
 mod metrics;
 mod migrate;
 mod runtime;

@@ -180,7 +180,8 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
             }
         }
         JobKind::Ping => out.note(pong_line(r))?,
-        JobKind::Thumbnails | JobKind::SanityCheckBatch => {}
+        JobKind::Thumbnails | JobKind::SanityCheckBatch | JobKind::RetaggerBatch => {}
+        JobKind::Retagger => super::retagger::show_result(out, r)?,
         JobKind::SanityCheck => {
             if let Some(res) = &r.result {
                 files::print_sanity_report(out, res)?;

@@ -21,6 +21,7 @@ pub mod files;
 pub mod migrate;
 pub mod models;
 pub mod objects;
+pub mod retag;
 pub mod tags;
 
 pub use models::*;

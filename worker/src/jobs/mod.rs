@@ -13,6 +13,7 @@ pub mod ping;
 pub mod renamer;
 pub mod render;
 pub mod sanity;
+pub mod retagger;
 pub mod thumbnails;
 
 use std::sync::Arc;
@@ -131,5 +132,7 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::SanityCheckBatch { ids } => sanity::run_batch(ids, ctx).await,
         Job::Renamer { dry_run, batch } => renamer::run(dry_run, batch, ctx).await,
         Job::DecryptDocuments {} => decrypt::run(ctx).await,
+        Job::Retagger(args) => retagger::run(args, ctx).await,
+        Job::RetaggerBatch { args, ids } => retagger::run_batch(args, ids, ctx).await,
     }
 }

@@ -12,6 +12,9 @@
 //! 5. `ocr`: tesseract, for images and for PDFs without a usable text layer, as
 //!    `PAPERBOY_OCR_MODE` says ([`super::ocr`]); pages it fails on are named in the result's
 //!    `ocr_error`, the document is stored anyway,
+//!    then `match`: the matching rules ([`crate::matching`]) on the content: correspondent,
+//!    document type and storage path take the first match (by name), tags take every match
+//!    (with their ancestors), and the inbox tags are added,
 //! 6. `title`: the file name's stem (as paperless),
 //! 7. `date`: the created date from the file name / content ([`dates`]), else the file's mtime,
 //!    else today,
@@ -79,6 +82,8 @@ pub struct ConsumeState {
     pub ocr_ran: bool,
     pub ocr_error: Option<String>,
     pub document_id: Option<i64>,
+    /// What the `match` step assigned.
+    pub assigned: crate::matching::assign::Assignment,
     /// Set by a step that refused the input as a duplicate (for the failed-input handling).
     pub duplicate_of: Option<i64>,
 }
@@ -101,6 +106,7 @@ impl ConsumeState {
             ocr_ran: false,
             ocr_error: None,
             document_id: None,
+            assigned: Default::default(),
             duplicate_of: None,
         }
     }
@@ -121,6 +127,7 @@ pub const STEPS: &[(&str, Step)] = &[
     ("checksum", checksum),
     ("text", extract_text),
     ("ocr", ocr),
+    ("match", match_rules),
     ("title", title),
     ("date", created_date),
     ("thumbnail", thumbnail),
@@ -430,6 +437,22 @@ fn ocr<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Resul
     })
 }
 
+fn match_rules<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let objects = crate::matching::load(ctx.db()).await?;
+        let content = st.content.clone();
+        // No classifier model yet: AUTO objects are never predicted.
+        st.assigned = blocking("matching", move || {
+            crate::matching::assign::for_new_document(&objects, &content, None, &Default::default())
+        })
+        .await?;
+        Ok(())
+    })
+}
+
 fn title<'a>(
     st: &'a mut ConsumeState,
     _ctx: &'a JobContext,
@@ -540,6 +563,9 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
                 .format("%Y-%m-%d")
                 .to_string(),
             original_filename: Some(st.args.original_filename.clone()),
+            correspondent_id: st.assigned.correspondent,
+            document_type_id: st.assigned.document_type,
+            storage_path_id: st.assigned.storage_path,
             ..Default::default()
         };
         let thumb = st
@@ -557,6 +583,7 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         documents::add_tags(&mut tx, id, &st.args.tags)
             .await
             .map_err(|e| tag_error(e, &st.args.tags))?;
+        documents::add_tags(&mut tx, id, &st.assigned.tags).await?;
         // The name: the template's (storage path or PAPERBOY_FILENAME_FORMAT) when there is
         // one, else paperless's default `0000042.<ext>`.
         let namer = template_namer(ctx, &mut tx, id).await?;
@@ -728,6 +755,7 @@ mod tests {
                 "detect",
                 "checksum",
                 "text",
+                "match",
                 "title",
                 "date",
                 "thumbnail",
