@@ -82,6 +82,8 @@ settings! {
     IGNORE_DATES = ("PAPERBOY_IGNORE_DATES", Some("PAPERLESS_IGNORE_DATES"), "",
         "Comma-separated dates (YYYY-MM-DD) never taken as a document's created date, e.g. a birth date.");
     THUMBNAIL_WIDTH = ("PAPERBOY_THUMBNAIL_WIDTH", None, "500", "Maximum thumbnail width in pixels.");
+    EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
+        "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
 
 #[derive(Debug, Error)]

@@ -32,6 +32,51 @@ pub enum Job {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         batch: Option<Vec<i64>>,
     },
+    /// Export the archive to a folder (or a zip in it), paperless-ngx 3.0.5 format.
+    Export(ExportArgs),
+    /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
+    Import(ImportArgs),
+}
+
+/// Arguments of an export job (paperless-ngx `document_exporter` flags).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportArgs {
+    /// Target folder (absolute), as the worker sees it.
+    pub target: String,
+    pub split_manifest: bool,
+    pub compare_checksums: bool,
+    pub compare_json: bool,
+    pub delete: bool,
+    pub use_filename_format: bool,
+    pub no_archive: bool,
+    pub no_thumbnail: bool,
+    pub use_folder_prefix: bool,
+    pub zip: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zip_name: Option<String>,
+    pub data_only: bool,
+    /// Name of a file under `DATA_DIR/secrets/` holding the passphrase (never the passphrase:
+    /// job arguments live in Redis). The worker removes it when the job ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
+}
+
+/// Arguments of an import job (paperless-ngx `document_importer` flags).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportArgs {
+    /// Source folder or zip file (absolute), as the worker sees it.
+    pub source: String,
+    pub data_only: bool,
+    /// Import into an archive that already holds data; any record whose pk (or unique name)
+    /// exists already aborts the whole import, nothing is overwritten.
+    pub allow_existing: bool,
+    /// Do not verify file checksums (they are verified by default).
+    pub no_verify: bool,
+    /// As [`ExportArgs::passphrase_file`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
 }
 
 /// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
@@ -58,6 +103,8 @@ pub enum JobKind {
     Ping,
     Consume,
     Thumbnails,
+    Export,
+    Import,
 }
 
 /// How a kind is retried and scheduled.
@@ -84,13 +131,21 @@ const DEFAULT_POLICY: Policy = Policy {
 };
 
 impl JobKind {
-    pub const ALL: &'static [JobKind] = &[JobKind::Ping, JobKind::Consume, JobKind::Thumbnails];
+    pub const ALL: &'static [JobKind] = &[
+        JobKind::Ping,
+        JobKind::Consume,
+        JobKind::Thumbnails,
+        JobKind::Export,
+        JobKind::Import,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Ping => "ping",
             JobKind::Consume => "consume",
             JobKind::Thumbnails => "thumbnails",
+            JobKind::Export => "export",
+            JobKind::Import => "import",
         }
     }
 
@@ -116,6 +171,13 @@ impl JobKind {
                 cpu_heavy: true,
                 ..DEFAULT_POLICY
             },
+            // An import is all or nothing and validates first: a retry only helps for
+            // transient database errors.
+            JobKind::Export | JobKind::Import => Policy {
+                max_attempts: 3,
+                max_starts: 2,
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
@@ -133,6 +195,8 @@ impl Job {
             Job::Ping { .. } => JobKind::Ping,
             Job::Consume(_) => JobKind::Consume,
             Job::Thumbnails { .. } => JobKind::Thumbnails,
+            Job::Export(_) => JobKind::Export,
+            Job::Import(_) => JobKind::Import,
         }
     }
 
@@ -147,6 +211,9 @@ impl Job {
                 batch: None,
             } => Some("thumbnails:all".into()),
             Job::Thumbnails { .. } => None,
+            Job::Export(a) => Some(format!("export:{}", a.target)),
+            // One import at a time into an archive.
+            Job::Import(_) => Some("import".into()),
         }
     }
 

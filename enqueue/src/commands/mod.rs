@@ -5,3 +5,4 @@ pub mod jobs;
 pub mod settings;
 pub mod status;
 pub mod submit;
+pub mod transfer;

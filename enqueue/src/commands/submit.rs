@@ -173,6 +173,12 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
         }
         JobKind::Ping => out.note(pong_line(r))?,
         JobKind::Thumbnails => {}
+        // What was exported / imported, counts per model.
+        JobKind::Export | JobKind::Import => {
+            if let Some(v) = &r.result {
+                out.note(&v.to_string())?;
+            }
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod consume;
 pub mod ping;
 pub mod render;
 pub mod thumbnails;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -123,5 +124,7 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::Ping { sleep_ms, fail } => ping::run(sleep_ms, fail, ctx).await,
         Job::Consume(args) => consume::run(args, ctx).await,
         Job::Thumbnails { document, batch } => thumbnails::run(document, batch, ctx).await,
+        Job::Export(args) => transfer::export::run(args, ctx).await,
+        Job::Import(args) => transfer::import::run(args, ctx).await,
     }
 }
