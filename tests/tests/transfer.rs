@@ -553,17 +553,12 @@ async fn hostile_exports_are_refused_and_leave_nothing(tdb: TestDb) {
         w.finish().unwrap();
     }
     let e = failed(&a.import(&slip).await);
-    assert!(e.contains("leads out of the export"), "{e}");
+    assert!(e.contains("zip entry"), "{e}");
     assert!(!z.path().join("evil.txt").exists() && !a.dir.path().join("data/evil.txt").exists());
     let t = tempfile::tempdir().unwrap();
-    succeeded(
-        &Archive::new(&TestDb::new(tdb.db.engine).await)
-            .await
-            .import(&fixture())
-            .await,
-    );
     let full = tempfile::tempdir().unwrap();
-    let src_archive = Archive::new(&TestDb::new(tdb.db.engine).await).await;
+    let src_db = TestDb::new(tdb.db.engine).await;
+    let src_archive = Archive::new(&src_db).await;
     succeeded(&src_archive.import(&fixture()).await);
     succeeded(
         &src_archive

@@ -562,7 +562,11 @@ pub async fn insert_row(tx: &mut Tx, m: &Model, row: &RowData) -> Result<(), DbE
         column_list(m),
         placeholders.join(", ")
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(row.pk);
+    // Not persistent: a cached statement would keep the parameter types of the first row (a
+    // NULL's type) and PostgreSQL then refuses a later row's value for it.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(false)
+        .bind(row.pk);
     for (c, v) in m.cols.iter().zip(&row.vals) {
         let v = if c.kind == Kind::Fk(m.label) {
             &Val::Null

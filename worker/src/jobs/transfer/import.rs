@@ -74,6 +74,8 @@ async fn import(
     // A zip is extracted into a private folder under the data dir (removed at the end).
     let _extracted;
     let root = if source.is_file() {
+        std::fs::create_dir_all(&ctx.config().data_dir)
+            .map_err(|e| super::io_err("cannot create", &ctx.config().data_dir, e))?;
         let tmp = tempfile::Builder::new()
             .prefix(".import-")
             .tempdir_in(&ctx.config().data_dir)
