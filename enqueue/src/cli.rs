@@ -92,6 +92,12 @@ pub enum Command {
     /// Re-apply matching rules to documents already in the archive (after rules changed)
     #[command(visible_alias = "document_retagger")]
     Retagger(RetaggerCmd),
+    /// Export the archive (paperless-ngx 3.0.5 format) to a folder, or a zip in it
+    #[command(visible_alias = "document_exporter")]
+    Export(ExportCmd),
+    /// Import a paperless-ngx (1.x-3.x) or paperboy export (folder or zip) into an empty archive
+    #[command(visible_alias = "document_importer")]
+    Import(ImportCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -198,6 +204,92 @@ pub struct RetaggerCmd {
     pub base_url: Option<String>,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+/// `--passphrase [P]`: with a value as upstream (visible in `ps`), bare to read it from
+/// PAPERBOY_EXPORT_PASSPHRASE(_FILE) or, failing that, one line on stdin.
+#[derive(Debug, Clone, Args)]
+pub struct PassphraseArg {
+    /// Encrypt (export) / decrypt (import) the sensitive fields with this passphrase
+    #[arg(long, value_name = "P", num_args = 0..=1, default_missing_value = "")]
+    pub passphrase: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportCmd {
+    /// Target folder (must exist; the worker writes there)
+    #[arg(value_name = "TARGET")]
+    pub target: PathBuf,
+    /// One manifest per document beside its files (`-sm`)
+    #[arg(long = "split-manifest", visible_alias = "sm")]
+    pub split_manifest: bool,
+    /// Re-copy a file when its checksum differs, not its mtime/size
+    #[arg(short = 'c', long)]
+    pub compare_checksums: bool,
+    /// Leave JSON files whose content is unchanged untouched (`-cj`)
+    #[arg(long = "compare-json", visible_alias = "cj")]
+    pub compare_json: bool,
+    /// Delete files in the target that this export did not write (symlinks removed, not followed)
+    #[arg(short = 'd', long)]
+    pub delete: bool,
+    /// Name files with the filename format (not available yet: default names are used)
+    #[arg(short = 'f', long)]
+    pub use_filename_format: bool,
+    /// No archive PDFs (`-na`)
+    #[arg(long = "no-archive", visible_alias = "na")]
+    pub no_archive: bool,
+    /// No thumbnails (`-nt`)
+    #[arg(long = "no-thumbnail", visible_alias = "nt")]
+    pub no_thumbnail: bool,
+    /// originals/ thumbnails/ archive/ json/ sub-folders
+    #[arg(short = 'p', long)]
+    pub use_folder_prefix: bool,
+    /// Write a zip into TARGET instead of a folder tree
+    #[arg(short = 'z', long)]
+    pub zip: bool,
+    /// Base name of the zip (default export-YYYY-MM-DD; `.zip` is appended) (`-zn`)
+    #[arg(long = "zip-name", visible_alias = "zn", value_name = "NAME")]
+    pub zip_name: Option<String>,
+    /// Manifest and metadata only, no document files
+    #[arg(long)]
+    pub data_only: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCmd {
+    /// Export folder or zip file
+    #[arg(value_name = "SOURCE")]
+    pub source: PathBuf,
+    /// Database records only; the media folder already holds the files
+    #[arg(long)]
+    pub data_only: bool,
+    /// Import into an archive that holds data (any id or unique name that exists aborts the whole import)
+    #[arg(long)]
+    pub allow_existing: bool,
+    /// Do not verify file checksums against the manifest
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub passphrase: PassphraseArg,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Upstream's two-letter short flags (`-sm`, `-cj`, `-na`, `-nt`, `-zn`) are not clap shorts:
+/// map them to their long aliases before parsing.
+pub fn normalize_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some(s @ ("-sm" | "-cj" | "-na" | "-nt" | "-zn")) => format!("-{s}").into(),
+            _ => a,
+        })
+        .collect()
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,5 +529,45 @@ mod tests {
         ] {
             assert!(help.contains(code), "{code} missing from --help");
         }
+    }
+}
+
+#[cfg(test)]
+mod transfer_tests {
+    use super::*;
+
+    #[test]
+    fn upstream_short_flags_parse() {
+        let argv = [
+            "paperboy",
+            "document_exporter",
+            "/t",
+            "-sm",
+            "-c",
+            "-cj",
+            "-d",
+            "-na",
+            "-nt",
+            "-p",
+            "-z",
+            "-zn",
+            "x",
+            "--data-only",
+            "--no-progress-bar",
+        ];
+        let cli = Cli::parse_from(normalize_args(argv.iter().map(std::ffi::OsString::from)));
+        let Command::Export(e) = cli.command else {
+            panic!("not export")
+        };
+        assert!(e.split_manifest && e.compare_checksums && e.compare_json && e.delete);
+        assert!(e.no_archive && e.no_thumbnail && e.use_folder_prefix && e.zip && e.data_only);
+        assert!(e.wait.no_progress_bar);
+        assert_eq!(e.zip_name.as_deref(), Some("x"));
+        assert_eq!(e.passphrase.passphrase, None);
+        let cli = Cli::parse_from(["paperboy", "import", "/s", "--passphrase"]);
+        let Command::Import(i) = cli.command else {
+            panic!("not import")
+        };
+        assert_eq!(i.passphrase.passphrase.as_deref(), Some(""));
     }
 }

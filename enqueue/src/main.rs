@@ -17,7 +17,7 @@ use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 
 use cli::{Cli, Command, DocumentsCmd, FailMode, JobsCmd, WaitArgs};
-use commands::{documents, jobs, retagger, settings, status, submit};
+use commands::{documents, jobs, retagger, settings, status, submit, transfer};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -26,7 +26,7 @@ use wait::WaitOptions;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse(); // usage errors: clap prints them and exits 2
+    let cli = Cli::parse_from(cli::normalize_args(std::env::args_os())); // usage errors: clap prints them and exits 2
     init_logging(cli.global.verbose);
     let out = Output::new(cli.global.json);
 
@@ -180,6 +180,18 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             let queue = connect(config).await?;
             let submitted = submit::enqueue(&queue, vec![job]).await?;
             after_enqueue(&queue, out, &submitted, &wait).await
+        }
+        Command::Export(e) => {
+            let job = transfer::export_job(config, &e)?;
+            let queue = connect(config).await?;
+            let submitted = transfer::enqueue(&queue, config, job).await?;
+            after_enqueue(&queue, out, &submitted, &e.wait).await
+        }
+        Command::Import(i) => {
+            let job = transfer::import_job(config, &i)?;
+            let queue = connect(config).await?;
+            let submitted = transfer::enqueue(&queue, config, job).await?;
+            after_enqueue(&queue, out, &submitted, &i.wait).await
         }
         Command::Jobs(j) => {
             let queue = connect(config).await?;

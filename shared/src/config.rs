@@ -106,6 +106,8 @@ settings! {
         "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
+    EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
+        "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
 
 #[derive(Debug, Error)]

@@ -55,6 +55,51 @@ pub enum Job {
     Retagger(RetagArgs),
     /// One batch of the retagger: these ids, changed in one transaction.
     RetaggerBatch { args: RetagArgs, ids: Vec<i64> },
+    /// Export the archive to a folder (or a zip in it), paperless-ngx 3.0.5 format.
+    Export(ExportArgs),
+    /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
+    Import(ImportArgs),
+}
+
+/// Arguments of an export job (paperless-ngx `document_exporter` flags).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportArgs {
+    /// Target folder (absolute), as the worker sees it.
+    pub target: String,
+    pub split_manifest: bool,
+    pub compare_checksums: bool,
+    pub compare_json: bool,
+    pub delete: bool,
+    pub use_filename_format: bool,
+    pub no_archive: bool,
+    pub no_thumbnail: bool,
+    pub use_folder_prefix: bool,
+    pub zip: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zip_name: Option<String>,
+    pub data_only: bool,
+    /// Name of a file under `DATA_DIR/secrets/` holding the passphrase (never the passphrase:
+    /// job arguments live in Redis). The worker removes it when the job ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
+}
+
+/// Arguments of an import job (paperless-ngx `document_importer` flags).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportArgs {
+    /// Source folder or zip file (absolute), as the worker sees it.
+    pub source: String,
+    pub data_only: bool,
+    /// Import into an archive that already holds data; any record whose pk (or unique name)
+    /// exists already aborts the whole import, nothing is overwritten.
+    pub allow_existing: bool,
+    /// Do not verify file checksums (they are verified by default).
+    pub no_verify: bool,
+    /// As [`ExportArgs::passphrase_file`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase_file: Option<String>,
 }
 
 /// The retagger's flags (paperless `document_retagger`).
@@ -127,6 +172,8 @@ pub enum JobKind {
     DecryptDocuments,
     Retagger,
     RetaggerBatch,
+    Export,
+    Import,
 }
 
 /// How a kind is retried and scheduled.
@@ -163,6 +210,8 @@ impl JobKind {
         JobKind::DecryptDocuments,
         JobKind::Retagger,
         JobKind::RetaggerBatch,
+        JobKind::Export,
+        JobKind::Import,
     ];
 
     pub fn name(self) -> &'static str {
@@ -176,6 +225,8 @@ impl JobKind {
             JobKind::DecryptDocuments => "decrypt_documents",
             JobKind::Retagger => "retagger",
             JobKind::RetaggerBatch => "retagger_batch",
+            JobKind::Export => "export",
+            JobKind::Import => "import",
         }
     }
 
@@ -215,6 +266,13 @@ impl JobKind {
                 cpu_heavy: true,
                 ..DEFAULT_POLICY
             },
+            // An import is all or nothing and validates first: a retry only helps for
+            // transient database errors.
+            JobKind::Export | JobKind::Import => Policy {
+                max_attempts: 3,
+                max_starts: 2,
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
@@ -238,6 +296,8 @@ impl Job {
             Job::DecryptDocuments {} => JobKind::DecryptDocuments,
             Job::Retagger(_) => JobKind::Retagger,
             Job::RetaggerBatch { .. } => JobKind::RetaggerBatch,
+            Job::Export(_) => JobKind::Export,
+            Job::Import(_) => JobKind::Import,
         }
     }
 
@@ -264,6 +324,9 @@ impl Job {
             // One retagger over the archive at a time (two would race on the same rows).
             Job::Retagger(_) => Some("retagger".into()),
             Job::RetaggerBatch { .. } => None,
+            Job::Export(a) => Some(format!("export:{}", a.target)),
+            // One import at a time into an archive.
+            Job::Import(_) => Some("import".into()),
         }
     }
 

@@ -7,3 +7,4 @@ pub mod retagger;
 pub mod settings;
 pub mod status;
 pub mod submit;
+pub mod transfer;

@@ -197,6 +197,12 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 files::print_decrypt_result(out, res)?;
             }
         }
+        // What was exported / imported, counts per model.
+        JobKind::Export | JobKind::Import => {
+            if let Some(v) = &r.result {
+                out.note(&v.to_string())?;
+            }
+        }
     }
     Ok(())
 }

@@ -23,6 +23,7 @@ pub mod models;
 pub mod objects;
 pub mod retag;
 pub mod tags;
+pub mod transfer;
 
 pub use models::*;
 pub use objects::{correspondents, custom_fields, document_types, notes, storage_paths, users};

@@ -15,6 +15,7 @@ pub mod render;
 pub mod sanity;
 pub mod retagger;
 pub mod thumbnails;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -134,5 +135,7 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::DecryptDocuments {} => decrypt::run(ctx).await,
         Job::Retagger(args) => retagger::run(args, ctx).await,
         Job::RetaggerBatch { args, ids } => retagger::run_batch(args, ids, ctx).await,
+        Job::Export(args) => transfer::export::run(args, ctx).await,
+        Job::Import(args) => transfer::import::run(args, ctx).await,
     }
 }
