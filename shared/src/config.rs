@@ -86,6 +86,8 @@ settings! {
         "Take part in the election of the one worker that fires the periodic jobs (`false`: never lead).");
     PING_CRON = ("PAPERBOY_PING_CRON", None, "disable",
         "Schedule of a `ping` job: a canary that shows the schedule firing (cron, 5 fields or 6 with seconds first; `disable`).");
+    SANITY_TASK_CRON = ("PAPERBOY_SANITY_TASK_CRON", Some("PAPERLESS_SANITY_TASK_CRON"), "30 0 * * sun",
+        "Schedule of the sanity check (cron; `disable`). paperless-ngx's default: Sundays 00:30 UTC.");
     OCR_LANGUAGE = ("PAPERBOY_OCR_LANGUAGE", Some("PAPERLESS_OCR_LANGUAGE"), "eng",
         "Tesseract languages joined by `+` (`deu+eng`); each needs its `tesseract-ocr-<lang>` package.");
     OCR_MODE = ("PAPERBOY_OCR_MODE", Some("PAPERLESS_OCR_MODE"), "auto",
@@ -273,7 +275,7 @@ pub struct Config {
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
 /// them; an entry per periodic job kind).
-pub const SCHEDULE_SETTINGS: &[&str] = &[names::PING_CRON];
+pub const SCHEDULE_SETTINGS: &[&str] = &[names::PING_CRON, names::SANITY_TASK_CRON];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

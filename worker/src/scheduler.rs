@@ -64,6 +64,7 @@ fn job_of(setting: &str) -> Option<(&'static str, Job)> {
                 fail: None,
             },
         )),
+        names::SANITY_TASK_CRON => Some(("sanity_check", Job::SanityCheck {})),
         _ => None,
     }
 }
@@ -290,9 +291,11 @@ mod tests {
             assert!(job_of(s).is_some(), "{s} has no job");
         }
         let mut config = Config::from(&std::collections::HashMap::<String, String>::new()).unwrap();
-        assert!(
-            entries(&config).unwrap().is_empty(),
-            "the ping canary is off by default"
+        let defaults: Vec<&str> = entries(&config).unwrap().iter().map(|e| e.name).collect();
+        assert_eq!(
+            defaults,
+            ["sanity_check"],
+            "paperless's periodic jobs on by default, the ping canary off"
         );
         config.schedules = vec![(names::PING_CRON, "*/5 * * * * *".into())];
         let e = entries(&config).unwrap();

@@ -7,13 +7,13 @@
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
 pub mod consume;
-pub mod ocr;
 pub mod decrypt;
+pub mod ocr;
 pub mod ping;
 pub mod renamer;
 pub mod render;
-pub mod sanity;
 pub mod retagger;
+pub mod sanity;
 pub mod thumbnails;
 pub mod transfer;
 

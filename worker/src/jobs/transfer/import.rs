@@ -578,6 +578,9 @@ const LATE: &[&str] = &[
     "documents.customfieldinstance",
 ];
 
+/// A row and its many-to-many links (table, ids), as read from the manifest.
+type RowWithLinks = (RowData, Vec<(&'static transfer::M2m, Vec<i64>)>);
+
 async fn load(
     tx: &mut paperboy_shared::db::Tx,
     plan: &Plan,
@@ -587,8 +590,7 @@ async fn load(
 ) -> Result<(), JobError> {
     let mut done = 0u64;
     // Phase 1: the small models, buffered, in foreign-key order.
-    let mut early: BTreeMap<usize, Vec<(RowData, Vec<(&'static transfer::M2m, Vec<i64>)>)>> =
-        BTreeMap::new();
+    let mut early: BTreeMap<usize, Vec<RowWithLinks>> = BTreeMap::new();
     read_all(
         plan,
         |m, _| !LATE.contains(&m.label),
@@ -692,7 +694,7 @@ async fn load(
                     .map_err(|e| insert_err(m, row.pk, e))?;
             }
             done += 1;
-            if done % 200 == 0 {
+            if done.is_multiple_of(200) {
                 ctx.progress(done, total, "loading");
                 ctx.check_cancelled()?;
             }
