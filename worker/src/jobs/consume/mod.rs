@@ -755,6 +755,7 @@ mod tests {
                 "detect",
                 "checksum",
                 "text",
+                "ocr",
                 "match",
                 "title",
                 "date",
