@@ -116,6 +116,38 @@ impl JobContext {
         }
     }
 
+    /// Waits until the fanned-out job `ids[i]` ends (the parent waits for its children in
+    /// order). Cancelling the parent cancels this child and the later ones. The child's record
+    /// if it succeeded, else its state and last error.
+    pub async fn wait_child(
+        &self,
+        ids: &[String],
+        i: usize,
+    ) -> Result<Result<paperboy_shared::queue::JobRecord, String>, JobError> {
+        use paperboy_shared::queue::JobState;
+        loop {
+            if self.is_cancelled() {
+                for c in &ids[i..] {
+                    let _ = self.queue.cancel(c).await;
+                }
+                return Err(JobError::Permanent("cancelled".into()));
+            }
+            let r = self.queue.get(&ids[i]).await?;
+            if r.state == JobState::Succeeded {
+                return Ok(Ok(r));
+            }
+            if r.state.is_terminal() {
+                let why = r
+                    .errors
+                    .last()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
+                return Ok(Err(format!("ended {}: {why}", r.state)));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Enqueues a follow-up job (fan-out).
     pub async fn enqueue(&self, job: &Job) -> Result<Enqueued, JobError> {
         Ok(self.queue.enqueue(job).await?)

@@ -17,12 +17,9 @@
 //! the changed column); object-level view permissions are not modelled (owners see their own
 //! and unowned objects, superusers all).
 
-use std::time::Duration;
-
 use paperboy_shared::db::documents;
 use paperboy_shared::db::retag::{self, Field, RetagDoc, RetagFilter};
 use paperboy_shared::job::{Job, RETAG_NO_TARGETS, RetagArgs};
-use paperboy_shared::queue::JobState;
 use serde_json::{Value, json};
 
 use super::{JobContext, JobError};
@@ -75,31 +72,12 @@ pub async fn run(args: RetagArgs, ctx: &JobContext) -> Result<Value, JobError> {
     let mut rows: Vec<Value> = Vec::new();
     let mut truncated = false;
     for (i, id) in children.iter().enumerate() {
-        let record = loop {
-            if ctx.is_cancelled() {
-                for c in &children[i..] {
-                    let _ = ctx.queue.cancel(c).await;
-                }
-                return Err(JobError::Permanent("cancelled".into()));
-            }
-            let r = ctx.queue.get(id).await?;
-            if r.state.is_terminal() {
-                break r;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        if record.state != JobState::Succeeded {
-            let why = record
-                .errors
-                .last()
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| record.state.to_string());
-            return Err(JobError::Permanent(format!(
-                "retagger batch {id} ended {}: {why} (earlier batches' changes are committed; \
-                 run the retagger again)",
-                record.state
-            )));
-        }
+        let record = ctx.wait_child(&children, i).await?.map_err(|why| {
+            JobError::Permanent(format!(
+                "retagger batch {id} {why} (earlier batches' changes are committed; \
+                 run the retagger again)"
+            ))
+        })?;
         let result = record.result.unwrap_or_default();
         for k in COUNTERS {
             totals[k] = json!(totals[k].as_u64().unwrap_or(0) + result[k].as_u64().unwrap_or(0));

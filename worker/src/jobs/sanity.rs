@@ -17,12 +17,10 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use paperboy_shared::db::files::{self, FileRow};
 use paperboy_shared::job::Job;
 use paperboy_shared::media::{self, Folder, Media};
-use paperboy_shared::queue::JobState;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -424,30 +422,10 @@ pub async fn run(ctx: &JobContext) -> Result<serde_json::Value, JobError> {
     let mut documents = Vec::new();
     let total = batches.len() as u64;
     for (i, id) in batches.iter().enumerate() {
-        let record = loop {
-            if ctx.is_cancelled() {
-                for b in &batches[i..] {
-                    let _ = ctx.queue.cancel(b).await;
-                }
-                return Err(JobError::Permanent("cancelled".into()));
-            }
-            let r = ctx.queue.get(id).await?;
-            if r.state.is_terminal() {
-                break r;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        if record.state != JobState::Succeeded {
-            let why = record
-                .errors
-                .last()
-                .map(|e| e.message.clone())
-                .unwrap_or_else(|| record.state.to_string());
-            return Err(JobError::Transient(format!(
-                "sanity check batch {id} ended {}: {why}",
-                record.state
-            )));
-        }
+        let record = ctx
+            .wait_child(&batches, i)
+            .await?
+            .map_err(|why| JobError::Transient(format!("sanity check batch {id} {why}")))?;
         if let Some(docs) = record.result.as_ref().and_then(|r| r.get("documents")) {
             let docs: Vec<DocReport> = serde_json::from_value(docs.clone())
                 .map_err(|e| JobError::Permanent(format!("batch {id}: bad result: {e}")))?;
