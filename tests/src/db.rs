@@ -145,3 +145,13 @@ pub fn replace_db_name(url: &str, name: &str) -> String {
         None => format!("{base}/{name}"),
     }
 }
+
+/// Runs one test case on a fresh database of `engine`; the case owns the [`TestDb`] (and its
+/// cleanup). [`on_both_engines!`](crate::on_both_engines) calls it.
+pub async fn run_on<F, Fut>(engine: Engine, case: F)
+where
+    F: FnOnce(TestDb) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    case(TestDb::new(engine).await).await;
+}

@@ -11,11 +11,10 @@
 //! Needs `cargo build -p paperboy-worker -p paperboy` first.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use paperboy_shared::db::{Db, Engine, NewDocument, documents, migrate, tags};
+use paperboy_shared::db::{Db, NewDocument, documents, migrate, tags};
 use paperboy_shared::job::{ConsumeArgs, Job};
 use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_shared::staging;
@@ -778,32 +777,7 @@ async fn thumbnails_regenerate(tdb: TestDb) {
 
 // ---- both engines -----------------------------------------------------------------------------
 
-async fn run<F, Fut>(engine: Engine, case: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    case(TestDb::new(engine).await).await;
-}
-
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Sqlite, super::$case).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Postgres, super::$case).await
-            })*
-        }
-    };
-}
-
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     every_fixture_file,
     ocr_mode_off_stores_images_without_text,
     a_missing_ocr_language_fails_with_the_package_to_install,

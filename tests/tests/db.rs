@@ -21,24 +21,7 @@ where
     t.cleanup().await;
 }
 
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Sqlite, super::$case).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Postgres, super::$case).await
-            })*
-        }
-    };
-}
-
-on_both_engines!(
+paperboy_tests::on_both_engines!(runner = super::run;
     connect_settings,
     migrate_latest_from_empty,
     down_to_zero_and_up_again,

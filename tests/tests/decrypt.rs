@@ -142,7 +142,7 @@ async fn a_wrong_passphrase_changes_nothing(tdb: TestDb) {
     assert_eq!(a.files(Folder::Originals), ["0000004.pdf"]);
 }
 
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     binary_and_armored_documents_decrypt,
     a_wrong_passphrase_changes_nothing,
 );

@@ -11,15 +11,14 @@
 //! Needs `cargo build -p paperboy-worker` first.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use paperboy_shared::db::matching as alg;
 use paperboy_shared::db::retag::{self, Field};
 use paperboy_shared::db::{
-    Db, Engine, NewDocument, NewMatchable, NewTag, NewUser, correspondents, document_types,
-    documents, migrate, storage_paths, tags, users,
+    Db, NewDocument, NewMatchable, NewTag, NewUser, correspondents, document_types, documents,
+    migrate, storage_paths, tags, users,
 };
 use paperboy_shared::job::{ConsumeArgs, Job, RetagArgs};
 use paperboy_shared::queue::{JobRecord, JobState, Queue};
@@ -683,32 +682,7 @@ async fn retagger_on_the_paperless_archive(tdb: TestDb) {
 
 // ---- both engines ---------------------------------------------------------------------------
 
-async fn run<F, Fut>(engine: Engine, case: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    case(TestDb::new(engine).await).await;
-}
-
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Sqlite, super::$case).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Postgres, super::$case).await
-            })*
-        }
-    };
-}
-
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     consume_assigns_what_matches,
     retagger_rows_r1_to_r13,
     retagger_on_the_paperless_archive,

@@ -309,7 +309,7 @@ async fn consume_names_new_documents_by_the_template(tdb: TestDb) {
     assert_consistent(&a, true).await;
 }
 
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     consume_names_new_documents_by_the_template,
     renames_to_the_template,
     killed_at_random_points_the_archive_stays_consistent,

@@ -309,7 +309,7 @@ async fn cli_exit_code_follows_the_report(tdb: TestDb) {
     assert_eq!(v["result"]["documents"][0]["id"], id);
 }
 
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     clean_archive_reports_nothing,
     every_planted_problem_is_found,
     cli_exit_code_follows_the_report,

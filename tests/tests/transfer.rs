@@ -6,13 +6,12 @@
 //! Needs `cargo build -p paperboy-worker -p paperboy` first.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use paperboy_shared::db::transfer::{self, MODELS, RowData};
-use paperboy_shared::db::{Db, Engine, migrate};
+use paperboy_shared::db::{Db, migrate};
 use paperboy_shared::job::{ExportArgs, ImportArgs, Job};
 use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_tests::db::TestDb;
@@ -578,32 +577,7 @@ async fn hostile_exports_are_refused_and_leave_nothing(tdb: TestDb) {
     assert_empty(&a).await;
 }
 
-async fn run<F, Fut>(engine: Engine, case: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    case(TestDb::new(engine).await).await;
-}
-
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Sqlite, super::$case).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                super::run(paperboy_shared::db::Engine::Postgres, super::$case).await
-            })*
-        }
-    };
-}
-
-on_both_engines!(
+paperboy_tests::on_both_engines!(
     fixture_import_keeps_everything,
     round_trip_is_byte_for_byte,
     passphrase_round_trip_and_wrong_passphrase,

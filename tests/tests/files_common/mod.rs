@@ -169,31 +169,3 @@ impl<'a> Plant<'a> {
 pub fn sha256_of(path: &Path) -> String {
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
-
-/// Runs a case on a fresh database of `engine`.
-pub async fn run_on<F, Fut>(engine: paperboy_shared::db::Engine, case: F)
-where
-    F: FnOnce(TestDb) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    case(TestDb::new(engine).await).await;
-}
-
-/// `mod sqlite { case… }` and `mod postgres { case… }`.
-#[macro_export]
-macro_rules! on_both_engines {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::files_common::run_on(paperboy_shared::db::Engine::Sqlite, super::$case).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                $crate::files_common::run_on(paperboy_shared::db::Engine::Postgres, super::$case).await
-            })*
-        }
-    };
-}
