@@ -92,6 +92,10 @@ pub enum Command {
     /// Re-apply matching rules to documents already in the archive (after rules changed)
     #[command(visible_alias = "document_retagger")]
     Retagger(RetaggerCmd),
+    /// Train the Auto classifier on the archive (skipped when its training data did not
+    /// change); workers use the new model at once
+    #[command(visible_alias = "document_create_classifier")]
+    TrainClassifier(TrainClassifierCmd),
     /// Export the archive (paperless-ngx 3.0.5 format) to a folder, or a zip in it
     #[command(visible_alias = "document_exporter")]
     Export(ExportCmd),
@@ -148,6 +152,12 @@ pub struct ThumbnailsCmd {
 
 #[derive(Debug, Args)]
 pub struct SanityCheckCmd {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainClassifierCmd {
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -421,6 +431,8 @@ mod tests {
 
     #[test]
     fn file_commands_and_their_aliases() {
+        let c = parse(&["document_create_classifier", "--wait"]).unwrap();
+        assert!(matches!(c.command, Command::TrainClassifier(ref t) if t.wait.wait));
         let c = parse(&["document_sanity_checker", "--wait"]).unwrap();
         assert!(matches!(c.command, Command::SanityCheck(ref s) if s.wait.wait));
         let c = parse(&["document_renamer", "--dry-run"]).unwrap();

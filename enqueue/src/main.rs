@@ -167,6 +167,9 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             wait.wait |= c.dry_run;
             submit_one(config, out, job, &wait).await
         }
+        Command::TrainClassifier(c) => {
+            submit_one(config, out, Job::TrainClassifier {}, &c.wait).await
+        }
         Command::DecryptDocuments(c) => {
             submit_one(config, out, Job::DecryptDocuments {}, &c.wait).await
         }

@@ -108,6 +108,14 @@ settings! {
         "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
+    TRAIN_TASK_CRON = ("PAPERBOY_TRAIN_TASK_CRON", Some("PAPERLESS_TRAIN_TASK_CRON"), "5 */1 * * *",
+        "Schedule of `train-classifier` (cron; `disable`). A run whose training data did not change stops after one read of the labels.");
+    MODEL_FILE = ("PAPERBOY_MODEL_FILE", None, "",
+        "The classifier's model file; empty: DATA_DIR/classification_model.paperboy (paperless's pickle cannot be read: a moved-in archive trains again).");
+    CLASSIFIER_THRESHOLD = ("PAPERBOY_CLASSIFIER_THRESHOLD", None, "0.5",
+        "Least probability the classifier needs to give a document an AUTO correspondent, type or storage path (0 to 1); below it the field stays empty.");
+    SECRET_KEY = ("PAPERBOY_SECRET_KEY", Some("PAPERLESS_SECRET_KEY"), "",
+        "Key that signs the classifier's model file (HMAC-SHA256); empty: a random key kept in DATA_DIR/classifier.key.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -271,11 +279,20 @@ pub struct Config {
     pub sanity_ignore: Vec<String>,
     /// Secret: never logged (Debug prints `***`), never in Redis.
     pub passphrase: Option<Secret>,
+    pub model_file: Option<PathBuf>,
+    /// 0..=1.
+    pub classifier_threshold: f32,
+    /// Secret: signs the classifier's model file.
+    pub secret_key: Option<Secret>,
 }
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
 /// them; an entry per periodic job kind).
-pub const SCHEDULE_SETTINGS: &[&str] = &[names::PING_CRON, names::SANITY_TASK_CRON];
+pub const SCHEDULE_SETTINGS: &[&str] = &[
+    names::PING_CRON,
+    names::SANITY_TASK_CRON,
+    names::TRAIN_TASK_CRON,
+];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +347,14 @@ impl Config {
         };
         let filename_date_order = Some(lookup(env, FILENAME_DATE_ORDER)?).filter(|s| !s.is_empty());
         let mut warnings = Vec::new();
+        let classifier_threshold: f32 = parse(env, CLASSIFIER_THRESHOLD)?;
+        if !(0.0..=1.0).contains(&classifier_threshold) {
+            return Err(ConfigError::Invalid {
+                name: CLASSIFIER_THRESHOLD,
+                value: classifier_threshold.to_string(),
+                reason: "a probability between 0 and 1".into(),
+            });
+        }
         let ocr_mode_value = lookup(env, OCR_MODE)?;
         let (ocr_mode, warning) =
             OcrMode::parse(&ocr_mode_value).map_err(|reason| ConfigError::Invalid {
@@ -407,6 +432,13 @@ impl Config {
             filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,
             time_zone: lookup(env, TIME_ZONE)?,
             passphrase: Some(lookup(env, PASSPHRASE)?)
+                .filter(|s| !s.is_empty())
+                .map(Secret),
+            model_file: Some(lookup(env, MODEL_FILE)?)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            classifier_threshold,
+            secret_key: Some(lookup(env, SECRET_KEY)?)
                 .filter(|s| !s.is_empty())
                 .map(Secret),
             sanity_ignore: lookup(env, SANITY_IGNORE)?

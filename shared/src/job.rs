@@ -55,6 +55,9 @@ pub enum Job {
     Retagger(RetagArgs),
     /// One batch of the retagger: these ids, changed in one transaction.
     RetaggerBatch { args: RetagArgs, ids: Vec<i64> },
+    /// Train the Auto classifier (`document_create_classifier`): skipped when its training
+    /// data did not change; removes the model when no object uses AUTO.
+    TrainClassifier {},
     /// Export the archive to a folder (or a zip in it), paperless-ngx 3.0.5 format.
     Export(ExportArgs),
     /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
@@ -172,6 +175,7 @@ pub enum JobKind {
     DecryptDocuments,
     Retagger,
     RetaggerBatch,
+    TrainClassifier,
     Export,
     Import,
 }
@@ -210,6 +214,7 @@ impl JobKind {
         JobKind::DecryptDocuments,
         JobKind::Retagger,
         JobKind::RetaggerBatch,
+        JobKind::TrainClassifier,
         JobKind::Export,
         JobKind::Import,
     ];
@@ -225,6 +230,7 @@ impl JobKind {
             JobKind::DecryptDocuments => "decrypt_documents",
             JobKind::Retagger => "retagger",
             JobKind::RetaggerBatch => "retagger_batch",
+            JobKind::TrainClassifier => "train_classifier",
             JobKind::Export => "export",
             JobKind::Import => "import",
         }
@@ -266,6 +272,13 @@ impl JobKind {
                 cpu_heavy: true,
                 ..DEFAULT_POLICY
             },
+            // Training reads the archive twice and replaces one file atomically: a retry
+            // starts over.
+            JobKind::TrainClassifier => Policy {
+                max_attempts: 3,
+                cpu_heavy: true,
+                ..DEFAULT_POLICY
+            },
             // An import is all or nothing and validates first: a retry only helps for
             // transient database errors.
             JobKind::Export | JobKind::Import => Policy {
@@ -296,6 +309,7 @@ impl Job {
             Job::DecryptDocuments {} => JobKind::DecryptDocuments,
             Job::Retagger(_) => JobKind::Retagger,
             Job::RetaggerBatch { .. } => JobKind::RetaggerBatch,
+            Job::TrainClassifier {} => JobKind::TrainClassifier,
             Job::Export(_) => JobKind::Export,
             Job::Import(_) => JobKind::Import,
         }
@@ -324,6 +338,7 @@ impl Job {
             // One retagger over the archive at a time (two would race on the same rows).
             Job::Retagger(_) => Some("retagger".into()),
             Job::RetaggerBatch { .. } => None,
+            Job::TrainClassifier {} => Some("train_classifier".into()),
             Job::Export(a) => Some(format!("export:{}", a.target)),
             // One import at a time into an archive.
             Job::Import(_) => Some("import".into()),

@@ -682,8 +682,144 @@ async fn retagger_on_the_paperless_archive(tdb: TestDb) {
 
 // ---- both engines ---------------------------------------------------------------------------
 
+// ---- the Auto classifier ------------------------------------------------------------------
+
+const ACME: [&str; 6] = [
+    "Invoice 1001 from ACME Corporation, Springfield. Total due 120 EUR.",
+    "ACME Corporation order confirmation 77, shipped anvils to Springfield.",
+    "Reminder: ACME Corporation invoice 1002 is due, Springfield office.",
+    "ACME Corporation credit note for returned anvils, Springfield.",
+    "Delivery note ACME Corporation, rocket skates, Springfield warehouse.",
+    "ACME Corporation invoice 1003, anvils and rocket skates, Springfield.",
+];
+
+const BANK: [&str; 6] = [
+    "City Bank account statement March, balance and transfers.",
+    "City Bank savings account interest statement, balance.",
+    "Your City Bank card statement: transfers, balance, fees.",
+    "City Bank account statement April, standing orders and balance.",
+    "City Bank notice of new fees for your account, balance.",
+    "City Bank account statement May, transfers and balance.",
+];
+
+async fn the_classifier_learns_auto_objects_and_consume_and_retagger_use_it(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let acme = a.matchable("correspondent", "acme", alg::AUTO, "").await;
+    let bank = a.matchable("correspondent", "bank", alg::AUTO, "").await;
+    let bills = a.tag("bills", alg::AUTO, "", false).await;
+    let inbox = a.tag("Inbox", alg::NONE, "", true).await;
+    let mut n = 0u8;
+    let mut first_acme = 0;
+    for text in ACME {
+        n += 1;
+        let id = a.doc(text, n).await;
+        first_acme = if first_acme == 0 { id } else { first_acme };
+        a.set(id, Field::Correspondent, Some(acme)).await;
+        a.set_tags(id, &[bills]).await;
+    }
+    let mut first_bank = 0;
+    for text in BANK {
+        n += 1;
+        let id = a.doc(text, n).await;
+        a.set(id, Field::Correspondent, Some(bank)).await;
+        first_bank = if first_bank == 0 { id } else { first_bank };
+    }
+    // An inbox document is not learned from, whatever it carries.
+    n += 1;
+    let id = a.doc("City Bank account statement June", n).await;
+    a.set(id, Field::Correspondent, Some(acme)).await;
+    a.set_tags(id, &[inbox]).await;
+
+    let r = a.run(Job::TrainClassifier {}).await;
+    assert_eq!(r["trained"], true, "{r}");
+    assert_eq!(r["documents"], 12, "{r}");
+    assert_eq!(r["classes"]["correspondent"], 2, "{r}");
+    assert_eq!(r["classes"]["tags"], 1, "{r}");
+    let model = a.dir.path().join("data/classification_model.paperboy");
+    assert!(model.is_file(), "{r}");
+    // Spec §8.5 C6/C7: nothing changed → skipped; a changed label → trained again.
+    let r = a.run(Job::TrainClassifier {}).await;
+    assert_eq!(r["message"], "Training data unchanged", "{r}");
+    a.set_tags(first_acme, &[]).await;
+    let r = a.run(Job::TrainClassifier {}).await;
+    assert_eq!(r["trained"], true, "{r}");
+
+    // The running worker picks the new model up without a restart.
+    let id = a
+        .consume_text(
+            "acme.txt",
+            "ACME Corporation invoice 1004, anvils, Springfield.",
+        )
+        .await;
+    let doc = a.get(id).await;
+    assert_eq!(doc.correspondent_id, Some(acme));
+    assert_eq!(doc.tags, vec![bills, inbox]);
+    let id = a
+        .consume_text("bank.txt", "City Bank account statement July, balance.")
+        .await;
+    let doc = a.get(id).await;
+    assert_eq!(doc.correspondent_id, Some(bank));
+    assert_eq!(doc.tags, vec![inbox]);
+    // An unknown sender gets no correspondent (upstream would give it the likeliest one): its
+    // one known word, "and", is in both senders' letters.
+    let id = a
+        .consume_text("weather.txt", "Weather report and forecast: sunny week.")
+        .await;
+    assert_eq!(a.get(id).await.correspondent_id, None);
+
+    // The retagger fills a document whose correspondent was cleared.
+    a.set(first_bank, Field::Correspondent, None).await;
+    let r = a
+        .retag(RetagArgs {
+            correspondent: true,
+            ..Default::default()
+        })
+        .await;
+    assert!(r["correspondents_set"].as_i64().unwrap() >= 1, "{r}");
+    assert_eq!(a.get(first_bank).await.correspondent_id, Some(bank));
+    tdb.cleanup().await;
+}
+
+async fn the_classifier_without_auto_objects_or_training_data(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    a.matchable("correspondent", "manual", alg::ANY, "manual")
+        .await;
+    a.doc("some manual text", 1).await;
+    // C14: nothing uses AUTO → not training (and no model file).
+    let r = a.run(Job::TrainClassifier {}).await;
+    assert_eq!(
+        r["message"], "No automatic matching items, not training",
+        "{r}"
+    );
+    assert!(
+        !a.dir
+            .path()
+            .join("data/classification_model.paperboy")
+            .exists()
+    );
+    // C2: the only document is in the inbox → a permanent error that says what to do.
+    a.tag("auto", alg::AUTO, "", false).await;
+    let inbox = a.tag("Inbox", alg::NONE, "", true).await;
+    a.set_tags(1, &[inbox]).await;
+    let id = a
+        .queue
+        .enqueue(&Job::TrainClassifier {})
+        .await
+        .unwrap()
+        .id()
+        .to_string();
+    let r = a.wait(&id).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    let msg = &r.errors.last().unwrap().message;
+    assert!(msg.starts_with("No training data available."), "{msg}");
+    assert!(msg.contains("inbox tag"), "{msg}");
+    tdb.cleanup().await;
+}
+
 paperboy_tests::on_both_engines!(
     consume_assigns_what_matches,
     retagger_rows_r1_to_r13,
     retagger_on_the_paperless_archive,
+    the_classifier_learns_auto_objects_and_consume_and_retagger_use_it,
+    the_classifier_without_auto_objects_or_training_data,
 );

@@ -2,6 +2,7 @@
 //! `/readyz`. Settings come from the environment (`PAPERBOY_*`, see `paperboy settings`);
 //! flags override them.
 
+mod classifier;
 mod filenames;
 mod http;
 mod jobs;

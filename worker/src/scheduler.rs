@@ -65,6 +65,7 @@ fn job_of(setting: &str) -> Option<(&'static str, Job)> {
             },
         )),
         names::SANITY_TASK_CRON => Some(("sanity_check", Job::SanityCheck {})),
+        names::TRAIN_TASK_CRON => Some(("train_classifier", Job::TrainClassifier {})),
         _ => None,
     }
 }

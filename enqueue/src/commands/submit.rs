@@ -197,6 +197,16 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 files::print_decrypt_result(out, res)?;
             }
         }
+        JobKind::TrainClassifier => {
+            if let Some(m) = r
+                .result
+                .as_ref()
+                .and_then(|v| v.get("message"))
+                .and_then(Value::as_str)
+            {
+                out.note(m)?;
+            }
+        }
         // What was exported / imported, counts per model.
         JobKind::Export | JobKind::Import => {
             if let Some(v) = &r.result {

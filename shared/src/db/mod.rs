@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::error::{Classify, ErrorClass};
 
+pub mod classifier;
 pub mod documents;
 pub mod extras;
 pub mod files;

@@ -102,18 +102,8 @@ pub async fn docs_in_range(db: &Db, first: i64, last: i64) -> Result<Vec<RetagDo
             })
         })
         .collect::<Result<Vec<_>, DbError>>()?;
-    let tag_rows = sqlx::query(
-        "SELECT document_id, tag_id FROM document_tags WHERE document_id >= $1 \
-         AND document_id <= $2 ORDER BY document_id, tag_id",
-    )
-    .bind(first)
-    .bind(last)
-    .fetch_all(&db.pool)
-    .await?;
     let mut i = 0;
-    for r in &tag_rows {
-        let doc: i64 = r.try_get("document_id")?;
-        let tag: i64 = r.try_get("tag_id")?;
+    for (doc, tag) in tags_in_range(db, first, last).await? {
         while i < docs.len() && docs[i].id < doc {
             i += 1;
         }
@@ -122,6 +112,21 @@ pub async fn docs_in_range(db: &Db, first: i64, last: i64) -> Result<Vec<RetagDo
         }
     }
     Ok(docs)
+}
+
+/// `(document_id, tag_id)` of the documents with `first <= id <= last`, ordered.
+pub async fn tags_in_range(db: &Db, first: i64, last: i64) -> Result<Vec<(i64, i64)>, DbError> {
+    sqlx::query(
+        "SELECT document_id, tag_id FROM document_tags WHERE document_id >= $1 \
+         AND document_id <= $2 ORDER BY document_id, tag_id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("document_id")?, r.try_get("tag_id")?)))
+    .collect()
 }
 
 /// Ids of the superusers (they see every object).

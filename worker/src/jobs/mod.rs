@@ -6,6 +6,7 @@
 //!   between steps;
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
+pub mod classifier;
 pub mod consume;
 pub mod decrypt;
 pub mod ocr;
@@ -167,6 +168,7 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::DecryptDocuments {} => decrypt::run(ctx).await,
         Job::Retagger(args) => retagger::run(args, ctx).await,
         Job::RetaggerBatch { args, ids } => retagger::run_batch(args, ids, ctx).await,
+        Job::TrainClassifier {} => classifier::run(ctx).await,
         Job::Export(args) => transfer::export::run(args, ctx).await,
         Job::Import(args) => transfer::import::run(args, ctx).await,
     }

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{JobContext, JobError};
 use crate::matching::ObjectKind;
-use crate::matching::assign::{self, Change, DocState, Objects, Predictions, RetagOptions};
+use crate::matching::assign::{self, Change, DocState, Objects, RetagOptions};
 
 /// Documents per batch.
 pub const BATCH: i64 = 200;
@@ -144,6 +144,8 @@ pub async fn run_batch(
         .collect();
     let opts = options(&args);
     let total = docs.len() as u64;
+    let model = crate::classifier::current(ctx.config());
+    let threshold = ctx.config().classifier_threshold;
     let decided = tokio::task::spawn_blocking(move || {
         let changes: Vec<(RetagDoc, Change)> = docs
             .into_iter()
@@ -157,8 +159,11 @@ pub async fn run_batch(
                     tags: d.tags.clone(),
                     content: d.content.clone(),
                 };
-                // No classifier model yet: AUTO objects are never predicted.
-                let c = assign::retag(&objects, &state, &opts, &Predictions::default());
+                let predicted = model
+                    .as_ref()
+                    .map(|m| m.predict(&state.content, threshold))
+                    .unwrap_or_default();
+                let c = assign::retag(&objects, &state, &opts, &predicted);
                 (d, c)
             })
             .collect();

@@ -444,9 +444,14 @@ fn match_rules<'a>(
     Box::pin(async move {
         let objects = crate::matching::load(ctx.db()).await?;
         let content = st.content.clone();
-        // No classifier model yet: AUTO objects are never predicted.
+        // AUTO objects come from the classifier's predictions (none without a model).
+        let model = crate::classifier::current(ctx.config());
+        let threshold = ctx.config().classifier_threshold;
         st.assigned = blocking("matching", move || {
-            crate::matching::assign::for_new_document(&objects, &content, None, &Default::default())
+            let predicted = model
+                .map(|m| m.predict(&content, threshold))
+                .unwrap_or_default();
+            crate::matching::assign::for_new_document(&objects, &content, None, &predicted)
         })
         .await?;
         Ok(())
