@@ -295,7 +295,7 @@ mod tests {
         let defaults: Vec<&str> = entries(&config).unwrap().iter().map(|e| e.name).collect();
         assert_eq!(
             defaults,
-            ["sanity_check"],
+            ["sanity_check", "train_classifier"],
             "paperless's periodic jobs on by default, the ping canary off"
         );
         config.schedules = vec![(names::PING_CRON, "*/5 * * * * *".into())];
