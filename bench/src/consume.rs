@@ -34,7 +34,7 @@ struct Group {
     ocr_mode: &'static str,
 }
 
-struct Worker {
+pub struct Worker {
     child: Child,
 }
 
@@ -53,6 +53,73 @@ struct Archive {
     _worker: Worker,
 }
 
+/// A `paperboy-worker` on a migrated database: what it serves and where its data lives.
+pub struct WorkerSpec<'a> {
+    pub redis_url: &'a str,
+    pub bin_dir: &'a Path,
+    pub db_url: &'a str,
+    /// Holds `data/`, `media/`, `consume/`.
+    pub dir: &'a Path,
+    pub prefix: &'a str,
+    pub queues: &'a str,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+/// Migrates the database, starts the worker and waits until it registered.
+pub async fn start_worker(w: &WorkerSpec<'_>) -> Result<(Queue, Worker)> {
+    let bin = w.bin_dir.join("paperboy-worker");
+    let migrate = Command::new(&bin)
+        .arg("migrate")
+        .env("PAPERBOY_DATABASE_URL", w.db_url)
+        .env("PAPERBOY_DATA_DIR", w.dir.join("data"))
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("running {} migrate (build it first)", bin.display()))?;
+    if !migrate.success() {
+        bail!("{} migrate failed", bin.display());
+    }
+    let child = Command::new(&bin)
+        .args(["run", "--queues", w.queues])
+        .env("PAPERBOY_REDIS_URL", w.redis_url)
+        .env("PAPERBOY_REDIS_PREFIX", w.prefix)
+        .env("PAPERBOY_DATABASE_URL", w.db_url)
+        .env("PAPERBOY_DATA_DIR", w.dir.join("data"))
+        .env("PAPERBOY_MEDIA_ROOT", w.dir.join("media"))
+        .env("PAPERBOY_CONSUMPTION_DIR", w.dir.join("consume"))
+        .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
+        .env("PAPERBOY_LOG_LEVEL", "warn")
+        .envs(w.env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let worker = Worker { child };
+    let queue = Queue::connect(w.redis_url, w.prefix).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queue.workers().await?.is_empty() {
+        if Instant::now() > deadline {
+            bail!("the worker did not register within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((queue, worker))
+}
+
+impl Worker {
+    /// Peak resident memory of the worker process so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
 impl Archive {
     async fn start(args: &Args, ocr_mode: &str) -> Result<Archive> {
         let dir = tempfile::tempdir()?;
@@ -61,45 +128,21 @@ impl Archive {
             "sqlite://{}?mode=rwc",
             dir.path().join("paperboy.sqlite3").display()
         );
-        let bin = args.bin_dir.join("paperboy-worker");
-        let migrate = Command::new(&bin)
-            .arg("migrate")
-            .env("PAPERBOY_DATABASE_URL", &db_url)
-            .env("PAPERBOY_DATA_DIR", dir.path().join("data"))
-            .stdout(Stdio::null())
-            .status()
-            .with_context(|| format!("running {} migrate (build it first)", bin.display()))?;
-        if !migrate.success() {
-            bail!("{} migrate failed", bin.display());
-        }
-        let child = Command::new(&bin)
-            .args(["run", "--queues", "consume,thumbnails"])
-            .env("PAPERBOY_REDIS_URL", &args.redis_url)
-            .env("PAPERBOY_REDIS_PREFIX", &prefix)
-            .env("PAPERBOY_DATABASE_URL", &db_url)
-            .env("PAPERBOY_DATA_DIR", dir.path().join("data"))
-            .env("PAPERBOY_MEDIA_ROOT", dir.path().join("media"))
-            .env("PAPERBOY_CONSUMPTION_DIR", dir.path().join("consume"))
-            .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
-            .env("PAPERBOY_LOG_LEVEL", "warn")
-            .env("PAPERBOY_OCR_MODE", ocr_mode)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let queue = Queue::connect(&args.redis_url, &prefix).await?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while queue.workers().await?.is_empty() {
-            if Instant::now() > deadline {
-                bail!("the worker did not register within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (queue, worker) = start_worker(&WorkerSpec {
+            redis_url: &args.redis_url,
+            bin_dir: &args.bin_dir,
+            db_url: &db_url,
+            dir: dir.path(),
+            prefix: &prefix,
+            queues: "consume,thumbnails",
+            env: &[("PAPERBOY_OCR_MODE", ocr_mode)],
+        })
+        .await?;
         Ok(Archive {
             dir,
             prefix,
             queue,
-            _worker: Worker { child },
+            _worker: worker,
         })
     }
 
@@ -163,6 +206,7 @@ pub async fn run(args: Args) -> Result<()> {
         )),
         media_root: Some(media.clone()),
         threads: 0,
+        all_auto: false,
     })
     .await?;
     let mut by_kind: [Vec<PathBuf>; 3] = Default::default();

@@ -52,6 +52,9 @@ pub struct Args {
     pub media_root: Option<PathBuf>,
     /// Generator threads (0 = number of cores).
     pub threads: usize,
+    /// Every correspondent, type, storage path and tag (but the inbox tag) uses AUTO
+    /// (the classifier bench); otherwise the algorithms cycle through 0..=6.
+    pub all_auto: bool,
 }
 
 /// What a run made (printed as a table; the test reads it too).
@@ -139,7 +142,8 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-async fn create_objects(db: &Db, rng: &mut StdRng) -> Result<Objects> {
+async fn create_objects(db: &Db, rng: &mut StdRng, all_auto: bool) -> Result<Objects> {
+    let auto = |alg: i64| if all_auto { matching::AUTO } else { alg };
     let mut tx = db.begin().await?;
     let mut users = Vec::new();
     for (i, name) in USERS.iter().enumerate() {
@@ -160,7 +164,7 @@ async fn create_objects(db: &Db, rng: &mut StdRng) -> Result<Objects> {
     }
     let mut correspondents = Vec::new();
     for (i, (name, words)) in CORRESPONDENTS.iter().enumerate() {
-        let alg = (i % 7) as i64;
+        let alg = auto((i % 7) as i64);
         let id = db::correspondents::insert(
             &mut tx,
             &NewMatchable {
@@ -177,7 +181,7 @@ async fn create_objects(db: &Db, rng: &mut StdRng) -> Result<Objects> {
     let mut document_types = Vec::new();
     for (i, (name, word)) in DOCUMENT_TYPES.iter().enumerate() {
         // Offset so that type i and correspondent i do not share an algorithm.
-        let alg = ((i + 3) % 7) as i64;
+        let alg = auto(((i + 3) % 7) as i64);
         let id = db::document_types::insert(
             &mut tx,
             &NewMatchable {
@@ -193,7 +197,7 @@ async fn create_objects(db: &Db, rng: &mut StdRng) -> Result<Objects> {
     }
     let mut storage_paths = Vec::new();
     for (i, (name, template)) in STORAGE_PATHS.iter().enumerate() {
-        let alg = (i % 7) as i64;
+        let alg = auto((i % 7) as i64);
         let id = db::storage_paths::insert(
             &mut tx,
             &NewMatchable {
@@ -215,7 +219,7 @@ async fn create_objects(db: &Db, rng: &mut StdRng) -> Result<Objects> {
         let alg = if is_inbox {
             matching::NONE
         } else {
-            (i % 7) as i64
+            auto((i % 7) as i64)
         };
         let color = format!("#{:06x}", rng.random_range(0..0x100_0000u32));
         let id = db::tags::insert(
@@ -1126,7 +1130,7 @@ pub async fn generate(args: &Args) -> Result<Summary> {
     }
 
     let mut rng = rng_for(args.seed, 0, 0);
-    let objects = create_objects(&db, &mut rng).await?;
+    let objects = create_objects(&db, &mut rng, args.all_auto).await?;
     let pool = Pool::new(args.seed)?;
     eprintln!(
         "corpus: objects and {} page images ready after {:.1} s",

@@ -3,10 +3,8 @@
 
 use sqlx::Row;
 
+use super::matching::AUTO;
 use super::{Db, DbError, retag};
-
-/// Matching algorithm code of AUTO (paperless-ngx `MATCH_AUTO`).
-pub const AUTO: i64 = 6;
 
 /// One training document: its own content and the ids it carries (all of them; the caller
 /// keeps the AUTO ones as labels).
