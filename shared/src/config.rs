@@ -108,6 +108,8 @@ settings! {
         "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
+    SEARCH_LANGUAGE = ("PAPERBOY_SEARCH_LANGUAGE", Some("PAPERLESS_SEARCH_LANGUAGE"), "",
+        "Stemming language of the full-text index (ISO 639-1 code or English name: ar da nl en fi fr de el hu it no pt ro ru es sv ta tr); empty: from the first OCR language, none if unsupported. A change makes `index reindex --if-needed` rebuild.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -271,6 +273,8 @@ pub struct Config {
     pub sanity_ignore: Vec<String>,
     /// Secret: never logged (Debug prints `***`), never in Redis.
     pub passphrase: Option<Secret>,
+    /// `PAPERBOY_SEARCH_LANGUAGE` as given (None: empty); the worker's index resolves it.
+    pub search_language: Option<String>,
 }
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
@@ -409,6 +413,8 @@ impl Config {
             passphrase: Some(lookup(env, PASSPHRASE)?)
                 .filter(|s| !s.is_empty())
                 .map(Secret),
+            search_language: Some(lookup(env, SEARCH_LANGUAGE)?.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty()),
             sanity_ignore: lookup(env, SANITY_IGNORE)?
                 .split(',')
                 .map(str::trim)
