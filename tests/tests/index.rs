@@ -290,7 +290,7 @@ async fn reindex_swaps_in_a_new_generation(tdb: TestDb) {
     assert_ne!(g1, g2);
     assert_eq!(
         a.generations(),
-        [g2.clone()],
+        std::slice::from_ref(&g2),
         "the old generation is removed"
     );
     assert_eq!(a.search("beta").unwrap(), second);
