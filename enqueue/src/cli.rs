@@ -102,6 +102,15 @@ pub enum Command {
     /// Import a paperless-ngx (1.x-3.x) or paperboy export (folder or zip) into an empty archive
     #[command(visible_alias = "document_importer")]
     Import(ImportCmd),
+    /// The full-text index: rebuild it (`reindex`) or merge its segments (`optimize`); jobs on
+    /// the queue `index`
+    #[command(subcommand, visible_alias = "document_index")]
+    Index(IndexCmd),
+    /// Search the full-text index (read-only, no job): runs `paperboy-worker search`, which
+    /// holds the index code. `paperboy search --help` shows its flags (QUERY, --like ID,
+    /// --complete PREFIX, --limit N, --json)
+    #[command(disable_help_flag = true)]
+    Search(SearchCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -112,6 +121,41 @@ pub enum Command {
     Documents(DocumentsCmd),
     /// Every setting with its current value (secrets hidden)
     Settings(SettingsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCmd {
+    /// Build a fresh index from every document beside the live one and swap it in atomically;
+    /// searches keep answering from the old one meanwhile
+    Reindex(ReindexCmd),
+    /// Merge the index's segments into one and remove unused files
+    Optimize(OptimizeCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct ReindexCmd {
+    /// Only if the index is missing or its schema version or language differs
+    #[arg(long)]
+    pub if_needed: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeCmd {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Everything after `search`, handed to `paperboy-worker search` as it is.
+#[derive(Debug, Args)]
+pub struct SearchCmd {
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -427,6 +471,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn index_commands_and_the_document_index_alias() {
+        let c = parse(&["document_index", "reindex", "--if-needed", "--wait"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Index(IndexCmd::Reindex(ReindexCmd { if_needed: true, ref wait })) if wait.wait
+        ));
+        let c = parse(&["index", "optimize"]).unwrap();
+        assert!(matches!(c.command, Command::Index(IndexCmd::Optimize(_))));
+        assert!(parse(&["index", "rebuild"]).is_err());
+        let c = parse(&["search", "tag:bank", "--limit", "3", "--like", "4"]).unwrap();
+        let Command::Search(s) = c.command else {
+            panic!("search expected")
+        };
+        assert_eq!(s.args, ["tag:bank", "--limit", "3", "--like", "4"]);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use paperboy_shared::config::{Config, ProcessEnv};
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 
-use cli::{Cli, Command, DocumentsCmd, FailMode, JobsCmd, WaitArgs};
-use commands::{documents, jobs, retagger, settings, status, submit, transfer};
+use cli::{Cli, Command, DocumentsCmd, FailMode, IndexCmd, JobsCmd, WaitArgs};
+use commands::{documents, jobs, retagger, search, settings, status, submit, transfer};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -29,6 +29,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::normalize_args(std::env::args_os())); // usage errors: clap prints them and exits 2
     init_logging(cli.global.verbose);
     let out = Output::new(cli.global.json);
+
+    if let Command::Search(s) = &cli.command {
+        // Read-only and local: no Redis, no runtime; the worker binary holds the index code.
+        return finish(search::exec(&s.args, cli.global.json), None);
+    }
 
     if let Command::Settings(s) = &cli.command {
         // Reads the raw variables, so it works even when a setting is invalid.
@@ -196,6 +201,16 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             let submitted = transfer::enqueue(&queue, config, job).await?;
             after_enqueue(&queue, out, &submitted, &i.wait).await
         }
+        Command::Index(IndexCmd::Reindex(r)) => {
+            let job = Job::IndexReindex {
+                if_needed: r.if_needed,
+            };
+            submit_one(config, out, job, &r.wait).await
+        }
+        Command::Index(IndexCmd::Optimize(o)) => {
+            submit_one(config, out, Job::IndexOptimize {}, &o.wait).await
+        }
+        Command::Search(_) => unreachable!("handled before the runtime starts"),
         Command::Jobs(j) => {
             let queue = connect(config).await?;
             match j {

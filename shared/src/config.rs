@@ -116,6 +116,8 @@ settings! {
         "Least probability the classifier needs to give a document an AUTO correspondent, type or storage path (0 to 1); below it the field stays empty.");
     SECRET_KEY = ("PAPERBOY_SECRET_KEY", Some("PAPERLESS_SECRET_KEY"), "",
         "Key that signs the classifier's model file (HMAC-SHA256); empty: a random key kept in DATA_DIR/classifier.key.");
+    SEARCH_LANGUAGE = ("PAPERBOY_SEARCH_LANGUAGE", Some("PAPERLESS_SEARCH_LANGUAGE"), "",
+        "Stemming language of the full-text index (ISO 639-1 code or English name: ar da nl en fi fr de el hu it no pt ro ru es sv ta tr); empty: from the first OCR language, none if unsupported. A change makes `index reindex --if-needed` rebuild.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -284,6 +286,8 @@ pub struct Config {
     pub classifier_threshold: f32,
     /// Secret: signs the classifier's model file.
     pub secret_key: Option<Secret>,
+    /// `PAPERBOY_SEARCH_LANGUAGE` as given (None: empty); the worker's index resolves it.
+    pub search_language: Option<String>,
 }
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
@@ -441,6 +445,8 @@ impl Config {
             secret_key: Some(lookup(env, SECRET_KEY)?)
                 .filter(|s| !s.is_empty())
                 .map(Secret),
+            search_language: Some(lookup(env, SEARCH_LANGUAGE)?.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty()),
             sanity_ignore: lookup(env, SANITY_IGNORE)?
                 .split(',')
                 .map(str::trim)

@@ -62,6 +62,19 @@ pub enum Job {
     Export(ExportArgs),
     /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
     Import(ImportArgs),
+    /// Build a fresh full-text index beside the live one from every live document and swap it
+    /// in atomically (`document_index reindex`); `if_needed`: only when the stored schema
+    /// version or language differs (or there is no index).
+    IndexReindex {
+        #[serde(default)]
+        if_needed: bool,
+    },
+    /// Merge the index's segments into one and remove unused files (`document_index optimize`).
+    IndexOptimize {},
+    /// Bring these documents' index entries up to date: added or replaced from their rows,
+    /// removed when the row is gone or in the trash. Queued by every job that changes
+    /// documents (consume, retagger batches, import).
+    IndexUpdate { ids: Vec<i64> },
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -178,6 +191,9 @@ pub enum JobKind {
     TrainClassifier,
     Export,
     Import,
+    IndexReindex,
+    IndexOptimize,
+    IndexUpdate,
 }
 
 /// How a kind is retried and scheduled.
@@ -217,6 +233,9 @@ impl JobKind {
         JobKind::TrainClassifier,
         JobKind::Export,
         JobKind::Import,
+        JobKind::IndexReindex,
+        JobKind::IndexOptimize,
+        JobKind::IndexUpdate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -233,6 +252,9 @@ impl JobKind {
             JobKind::TrainClassifier => "train_classifier",
             JobKind::Export => "export",
             JobKind::Import => "import",
+            JobKind::IndexReindex => "index_reindex",
+            JobKind::IndexOptimize => "index_optimize",
+            JobKind::IndexUpdate => "index_update",
         }
     }
 
@@ -241,9 +263,19 @@ impl JobKind {
     }
 
     /// The queue this kind runs on. One queue per kind, so workers can pick kinds with
-    /// `--queues` and heavy kinds never starve light ones.
+    /// `--queues` and heavy kinds never starve light ones; except the index kinds, which share
+    /// the queue `index` (one writer: see [`JobKind::single_consumer`]).
     pub fn queue(self) -> &'static str {
-        self.name()
+        match self {
+            JobKind::IndexReindex | JobKind::IndexOptimize | JobKind::IndexUpdate => INDEX_QUEUE,
+            k => k.name(),
+        }
+    }
+
+    /// A worker runs jobs of this kind's queue one at a time, whatever its concurrency
+    /// setting (the index has one writer; across workers a Redis lease guards it).
+    pub fn single_consumer(self) -> bool {
+        self.queue() == INDEX_QUEUE
     }
 
     pub fn policy(self) -> Policy {
@@ -286,9 +318,28 @@ impl JobKind {
                 max_starts: 2,
                 ..DEFAULT_POLICY
             },
+            // A rebuild that failed leaves the live index answering; retrying a few times is
+            // enough (a busy writer lease is one of the transient causes).
+            JobKind::IndexReindex | JobKind::IndexOptimize => Policy {
+                max_attempts: 5,
+                backoff_base: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(120),
+                ..DEFAULT_POLICY
+            },
+            // An update whose writer lease is held elsewhere (a long reindex) is retried with
+            // backoff up to 60 s: 20 attempts wait out a reindex of roughly 15 minutes.
+            JobKind::IndexUpdate => Policy {
+                max_attempts: 20,
+                backoff_base: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(60),
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
+
+/// The queue of the full-text index jobs.
+pub const INDEX_QUEUE: &str = "index";
 
 /// Every queue name, in a stable order.
 pub fn all_queues() -> Vec<&'static str> {
@@ -312,6 +363,9 @@ impl Job {
             Job::TrainClassifier {} => JobKind::TrainClassifier,
             Job::Export(_) => JobKind::Export,
             Job::Import(_) => JobKind::Import,
+            Job::IndexReindex { .. } => JobKind::IndexReindex,
+            Job::IndexOptimize {} => JobKind::IndexOptimize,
+            Job::IndexUpdate { .. } => JobKind::IndexUpdate,
         }
     }
 
@@ -342,6 +396,10 @@ impl Job {
             Job::Export(a) => Some(format!("export:{}", a.target)),
             // One import at a time into an archive.
             Job::Import(_) => Some("import".into()),
+            // One rebuild (and one optimize) queued or running at a time.
+            Job::IndexReindex { .. } => Some("index_reindex".into()),
+            Job::IndexOptimize {} => Some("index_optimize".into()),
+            Job::IndexUpdate { .. } => None,
         }
     }
 

@@ -5,6 +5,8 @@
 mod classifier;
 mod filenames;
 mod http;
+mod index;
+mod index_cli;
 mod jobs;
 mod matching;
 mod metrics;
@@ -60,6 +62,13 @@ enum Command {
     /// Bring the database schema to the latest version (`--to N`: up or down to N; `--list`:
     /// show every migration). Exit 0 done, 1 refused or failed (nothing half-applied).
     Migrate(migrate::MigrateArgs),
+    /// Search the full-text index (read-only: opens DATA_DIR/index, no Redis, no job). The
+    /// query language of paperless-ngx: words (AND by default), "phrases", AND/OR/NOT, field:value
+    /// (title, content, correspondent, type, tag, path, notes.note, custom_fields.value, asn,
+    /// …), date ranges `created:[2024-01-01 to 2024-06-30]`, `added:yesterday`,
+    /// `created:"last month"`, `added:[-1 week to now]`. Exit 0 (also with no hits), 1 no
+    /// usable index or an error, 2 invalid query or command line.
+    Search(index_cli::SearchArgs),
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -149,6 +158,8 @@ fn settings(
             let n = config
                 .concurrency
                 .unwrap_or_else(|| runtime::default_concurrency(q, cores));
+            // The index queue has one writer: one job at a time, whatever the setting.
+            let n = if runtime::single_consumer(q) { 1 } else { n };
             (q.clone(), n)
         })
         .collect();
@@ -241,6 +252,7 @@ fn main() {
     let (args, migrate_args) = match cli.command {
         Some(Command::Run(a)) => (a, None),
         Some(Command::Migrate(m)) => (RunArgs::default(), Some(m)),
+        Some(Command::Search(s)) => std::process::exit(index_cli::run(s)),
         None => (cli.run, None),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -300,6 +312,20 @@ mod tests {
             assert!(s.concurrency[q] >= 1);
         }
         assert_eq!(s.concurrency["ping"], 8);
+        assert_eq!(s.concurrency["index"], 1);
+    }
+
+    #[test]
+    fn the_index_queue_runs_one_job_at_a_time_whatever_the_concurrency() {
+        let mut config = Config::from(&HashMap::<String, String>::new()).unwrap();
+        let args = RunArgs {
+            queues: Some("index,ping".into()),
+            concurrency: Some(4),
+            ..Default::default()
+        };
+        let (s, _) = settings(&mut config, &args).unwrap();
+        assert_eq!(s.concurrency["index"], 1);
+        assert_eq!(s.concurrency["ping"], 4);
     }
 
     #[test]

@@ -112,6 +112,13 @@ pub fn default_concurrency(queue: &str, cores: usize) -> usize {
     if heavy { cores.max(1) } else { 8 }
 }
 
+/// Whether a queue runs one job at a time per worker (the index: one writer).
+pub fn single_consumer(queue: &str) -> bool {
+    JobKind::ALL
+        .iter()
+        .any(|k| k.queue() == queue && k.single_consumer())
+}
+
 /// `host:pid:random`: unique per process, never configured.
 pub fn worker_identity(host: &str, pid: u32) -> String {
     format!("{host}:{pid}:{:08x}", rand::random::<u32>())

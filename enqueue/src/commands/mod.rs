@@ -4,6 +4,7 @@ pub mod documents;
 pub mod files;
 pub mod jobs;
 pub mod retagger;
+pub mod search;
 pub mod settings;
 pub mod status;
 pub mod submit;

@@ -207,6 +207,15 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 out.note(m)?;
             }
         }
+        JobKind::IndexUpdate => {}
+        JobKind::IndexReindex | JobKind::IndexOptimize => {
+            if let Some(v) = &r.result {
+                match v.get("message").and_then(Value::as_str) {
+                    Some(m) => out.note(m)?,
+                    None => out.note(v.to_string())?,
+                }
+            }
+        }
         // What was exported / imported, counts per model.
         JobKind::Export | JobKind::Import => {
             if let Some(v) = &r.result {

@@ -144,51 +144,52 @@ async fn field_values(
     .bind(document_id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let data_type: String = r.try_get("data_type")?;
-        let text = |col: &str| -> Result<serde_json::Value, DbError> {
-            Ok(r.try_get::<Option<String>, _>(col)?
-                .map(serde_json::Value::String)
-                .unwrap_or(serde_json::Value::Null))
-        };
-        let value = match data_type.as_str() {
-            "string" => text("value_text")?,
-            "url" => text("value_url")?,
-            "date" => text("value_date")?,
-            "monetary" => text("value_monetary")?,
-            "longtext" => text("value_long_text")?,
-            "boolean" => get_opt_bool(r, "value_bool")?
-                .map(serde_json::Value::Bool)
-                .unwrap_or(serde_json::Value::Null),
-            "integer" => r
-                .try_get::<Option<i64>, _>("value_int")?
-                .map(serde_json::Value::from)
-                .unwrap_or(serde_json::Value::Null),
-            "float" => r
-                .try_get::<Option<f64>, _>("value_float")?
-                .map(serde_json::Value::from)
-                .unwrap_or(serde_json::Value::Null),
-            "documentlink" => r
-                .try_get::<Option<String>, _>("value_document_ids")?
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .unwrap_or(serde_json::Value::Null),
-            "select" => {
-                let extra: Option<String> = r.try_get("extra_data")?;
-                match r.try_get::<Option<String>, _>("value_select")? {
-                    Some(id) => serde_json::Value::String(select_label(extra.as_deref(), &id)),
-                    None => serde_json::Value::Null,
-                }
+    rows.iter().map(field_data).collect()
+}
+
+/// One [`FieldData`] from a row with the columns `name, data_type, extra_data, value_*`.
+pub(crate) fn field_data(r: &sqlx::any::AnyRow) -> Result<FieldData, DbError> {
+    let data_type: String = r.try_get("data_type")?;
+    let text = |col: &str| -> Result<serde_json::Value, DbError> {
+        Ok(r.try_get::<Option<String>, _>(col)?
+            .map(serde_json::Value::String)
+            .unwrap_or(serde_json::Value::Null))
+    };
+    let value = match data_type.as_str() {
+        "string" => text("value_text")?,
+        "url" => text("value_url")?,
+        "date" => text("value_date")?,
+        "monetary" => text("value_monetary")?,
+        "longtext" => text("value_long_text")?,
+        "boolean" => get_opt_bool(r, "value_bool")?
+            .map(serde_json::Value::Bool)
+            .unwrap_or(serde_json::Value::Null),
+        "integer" => r
+            .try_get::<Option<i64>, _>("value_int")?
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null),
+        "float" => r
+            .try_get::<Option<f64>, _>("value_float")?
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null),
+        "documentlink" => r
+            .try_get::<Option<String>, _>("value_document_ids")?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null),
+        "select" => {
+            let extra: Option<String> = r.try_get("extra_data")?;
+            match r.try_get::<Option<String>, _>("value_select")? {
+                Some(id) => serde_json::Value::String(select_label(extra.as_deref(), &id)),
+                None => serde_json::Value::Null,
             }
-            _ => serde_json::Value::Null,
-        };
-        out.push(FieldData {
-            name: r.try_get("name")?,
-            data_type,
-            value,
-        });
-    }
-    Ok(out)
+        }
+        _ => serde_json::Value::Null,
+    };
+    Ok(FieldData {
+        name: r.try_get("name")?,
+        data_type,
+        value,
+    })
 }
 
 /// The label of select option `id` in `extra_data` (`{"select_options": [{"id", "label"}]}`);

@@ -19,6 +19,7 @@ pub mod classifier;
 pub mod documents;
 pub mod extras;
 pub mod files;
+pub mod index;
 pub mod migrate;
 pub mod models;
 pub mod objects;

@@ -82,6 +82,7 @@ struct Scripts {
     stats: Lua,
     lead: Lua,
     tick: Lua,
+    lease: Lua,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -99,6 +100,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     stats: lua!("stats.lua"),
     lead: lua!("lead.lua"),
     tick: lua!("tick.lua"),
+    lease: lua!("lease.lua"),
 });
 
 /// The pseudo-queue whose hash tag holds the scheduler's keys (`leader`, `term`, `last:<entry>`).
@@ -124,6 +126,26 @@ pub enum Leadership {
     Renewed,
     /// Another worker leads.
     Follower,
+}
+
+/// What [`Queue::lease`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseState {
+    /// The caller holds the lease (acquired or renewed), with this fencing term: every new
+    /// holder gets a larger one.
+    Held(u64),
+    /// Another holder has it (its token; empty when nobody holds it, on a renew).
+    Busy(String),
+    /// Released (or it was not the caller's).
+    Released(bool),
+}
+
+/// What to do with a named lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseOp {
+    Acquire,
+    Renew,
+    Release,
 }
 
 /// A connection to one paperboy instance's queues (cheap to clone: one multiplexed connection
@@ -457,6 +479,32 @@ impl Queue {
             .run(&SCRIPTS.lead, SCHEDULER, args![me, 0, "resign"])
             .await?;
         Ok(r == 1)
+    }
+
+    /// A named exclusive lease with fencing in `queue`'s hash tag (`lease.lua`): the index
+    /// writer's lease (`<base of index>lease:writer`). `me` must be unique per holder; the
+    /// lease lasts `ttl` after the last acquire/renew.
+    pub async fn lease(
+        &self,
+        queue: &str,
+        name: &str,
+        me: &str,
+        ttl: Duration,
+        op: LeaseOp,
+    ) -> Result<LeaseState, QueueError> {
+        let mode = match op {
+            LeaseOp::Acquire => "acquire",
+            LeaseOp::Renew => "renew",
+            LeaseOp::Release => "release",
+        };
+        let (n, other): (u64, String) = self
+            .run(&SCRIPTS.lease, queue, args![name, me, ms(ttl), mode])
+            .await?;
+        Ok(match (op, n) {
+            (LeaseOp::Release, n) => LeaseState::Released(n == 1),
+            (_, 0) => LeaseState::Busy(other),
+            (_, term) => LeaseState::Held(term),
+        })
     }
 
     /// The current leader's worker id, if any.

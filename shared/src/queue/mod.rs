@@ -20,7 +20,9 @@ use crate::job::{Job, JobKind};
 mod client;
 pub mod keys;
 
-pub use client::{BlockingConn, Leadership, Queue, SCHEDULER, TickClaim, redact_url};
+pub use client::{
+    BlockingConn, Leadership, LeaseOp, LeaseState, Queue, SCHEDULER, TickClaim, redact_url,
+};
 pub use keys::Keys;
 
 /// A job id: a ULID, sortable by creation time.

@@ -171,5 +171,8 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::TrainClassifier {} => classifier::run(ctx).await,
         Job::Export(args) => transfer::export::run(args, ctx).await,
         Job::Import(args) => transfer::import::run(args, ctx).await,
+        Job::IndexReindex { if_needed } => crate::index::jobs::reindex(if_needed, ctx).await,
+        Job::IndexOptimize {} => crate::index::jobs::optimize(ctx).await,
+        Job::IndexUpdate { ids } => crate::index::jobs::update(ids, ctx).await,
     }
 }

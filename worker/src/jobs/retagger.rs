@@ -208,6 +208,16 @@ pub async fn run_batch(
         tx.commit()
             .await
             .map_err(paperboy_shared::db::DbError::from)?;
+        let ids: Vec<i64> = changes
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(d, _)| d.id)
+            .collect();
+        if !ids.is_empty()
+            && let Err(e) = ctx.enqueue(&Job::IndexUpdate { ids }).await
+        {
+            tracing::warn!(error = %e, "cannot queue the index update of a retagger batch");
+        }
     }
     ctx.progress(total, total, "done");
     let mut out = json!({"changes": rows});

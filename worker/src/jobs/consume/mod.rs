@@ -45,7 +45,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use paperboy_shared::db::{ChecksumMatch, DbError, NewDocument, documents};
-use paperboy_shared::job::ConsumeArgs;
+use paperboy_shared::job::{ConsumeArgs, Job};
 use paperboy_shared::media::{self, Folder, Media};
 use paperboy_shared::{Classify, config::names, staging};
 use serde_json::json;
@@ -150,6 +150,10 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
     }
     let id = st.document_id.expect("the store step sets the document id");
     ctx.progress(total, total, "done");
+    // The index follows the stored row (its own queue); a failure here loses nothing stored.
+    if let Err(e) = ctx.enqueue(&Job::IndexUpdate { ids: vec![id] }).await {
+        tracing::warn!(document_id = id, error = %e, "cannot queue the index update");
+    }
     if let Err(e) = staging::remove(ctx.config(), &st.args.staged) {
         // The document is in; a leftover staged copy is only litter.
         tracing::warn!(staged = %st.args.staged, error = %e, "cannot remove the staged copy");

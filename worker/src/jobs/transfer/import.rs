@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use md5::Md5;
 use paperboy_shared::db::transfer::{self, Kind, MODELS, Model, RowData, Val, model};
-use paperboy_shared::job::ImportArgs;
+use paperboy_shared::job::{ImportArgs, Job};
 use paperboy_shared::media::{self, Folder, Media};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -191,6 +191,10 @@ async fn import(
         return Err(JobError::from(paperboy_shared::db::DbError::from(e)));
     }
     let counts: BTreeMap<&str, usize> = plan.seen.iter().map(|(k, v)| (*k, v.len())).collect();
+    // Many documents at once: rebuild the index rather than update it document by document.
+    if let Err(e) = ctx.enqueue(&Job::IndexReindex { if_needed: false }).await {
+        tracing::warn!(error = %e, "cannot queue the reindex after the import");
+    }
     Ok(json!({
         "version": version,
         "imported": counts,

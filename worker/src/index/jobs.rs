@@ -1,0 +1,199 @@
+//! The job handlers: `index_reindex`, `index_optimize`, `index_update` (queue `index`).
+//!
+//! Each takes the writer lease first ([`WriterLease`]): if another worker writes, it waits a
+//! few seconds and then fails transiently, so the job comes back with backoff and this worker
+//! goes on with other queues.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use paperboy_shared::db::{documents, index as db_index};
+use serde_json::{Value, json};
+use tokio::task::block_in_place;
+
+use super::IndexError;
+use super::lease::WriterLease;
+use super::store::{self, IndexSettings, Pointer, Writer};
+use crate::jobs::{JobContext, JobError};
+
+/// Rows read from the database per step of a reindex.
+const PAGE: i64 = 500;
+/// Ids committed together by an update.
+const UPDATE_BATCH: usize = 500;
+/// How long a job waits for a lease another worker holds before it fails transiently.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+
+fn token(ctx: &JobContext) -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{}", std::process::id(), ctx.id)
+}
+
+async fn take_lease(ctx: &JobContext) -> Result<WriterLease, IndexError> {
+    WriterLease::acquire(&ctx.queue, token(ctx), ctx.config.lease, LEASE_WAIT).await
+}
+
+/// `document_index reindex [--if-needed]`.
+pub async fn reindex(if_needed: bool, ctx: &JobContext) -> Result<Value, JobError> {
+    let s = IndexSettings::from_config(&ctx.config)?;
+    if if_needed && store::needs_rebuild(&s).is_none() {
+        return Ok(json!({"up_to_date": true, "message": "Search index is up to date."}));
+    }
+    let lease = take_lease(ctx).await?;
+    let r: Result<Value, IndexError> = async {
+        if if_needed && store::needs_rebuild(&s).is_none() {
+            return Ok(json!({"up_to_date": true, "message": "Search index is up to date."}));
+        }
+        rebuild(&s, ctx, &lease).await
+    }
+    .await;
+    lease.release().await;
+    Ok(r?)
+}
+
+/// Builds a new generation from every live document and swaps it in; the old one answers
+/// searches until the pointer moves. Needs the lease.
+async fn rebuild(
+    s: &IndexSettings,
+    ctx: &JobContext,
+    lease: &WriterLease,
+) -> Result<Value, IndexError> {
+    let old = store::read_pointer(&s.dir).map(|p| p.generation);
+    // Leftovers of interrupted reindexes (never the live generation).
+    let keep: Vec<&str> = old.iter().map(String::as_str).collect();
+    let stale = store::remove_generations_except(s, &keep);
+    if !stale.is_empty() {
+        tracing::info!(removed = ?stale, "removed index generations of interrupted reindexes");
+    }
+    let total = documents::count(&ctx.db).await?.max(0) as u64;
+    let (name, opened) = store::create_generation(s)?;
+    let path = s.dir.join(&name);
+    tracing::info!(generation = %name, documents = total, "reindex started");
+    let filled = async {
+        let mut w = Writer::open(&opened.index, opened.fields, lease.term(), &path)?;
+        let mut after = 0;
+        let mut n: u64 = 0;
+        ctx.progress(0, total, "indexing documents");
+        loop {
+            if ctx.is_cancelled() {
+                return Err(IndexError::Cancelled);
+            }
+            let rows = db_index::rows_after(&ctx.db, after, PAGE).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.document.id;
+            block_in_place(|| w.add(&rows))?;
+            n += rows.len() as u64;
+            ctx.progress(n, total.max(n), "indexing documents");
+        }
+        lease.confirm().await?;
+        block_in_place(|| {
+            w.commit()?;
+            w.finish()
+        })?;
+        Ok(n)
+    }
+    .await;
+    let n = match filled {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&path);
+            return Err(e);
+        }
+    };
+    // The swap: only a holder that still has the lease moves the pointer.
+    if let Err(e) = lease.confirm().await {
+        let _ = std::fs::remove_dir_all(&path);
+        return Err(e);
+    }
+    let pointer = Pointer {
+        documents: n,
+        built_at: chrono::Utc::now().to_rfc3339(),
+        ..opened.pointer
+    };
+    store::swap_to(s, &pointer)?;
+    let removed = store::remove_generations_except(s, &[name.as_str()]);
+    tracing::info!(generation = %name, documents = n, replaced = ?old, "reindex done, index swapped");
+    Ok(json!({
+        "generation": name,
+        "documents": n,
+        "replaced": old,
+        "removed_generations": removed,
+    }))
+}
+
+/// `document_index optimize`: one segment, unused files removed.
+pub async fn optimize(ctx: &JobContext) -> Result<Value, JobError> {
+    let s = IndexSettings::from_config(&ctx.config)?;
+    let lease = take_lease(ctx).await?;
+    let r: Result<Value, IndexError> = async {
+        let Some(o) = store::open_live(&s)? else {
+            return Err(IndexError::Missing);
+        };
+        let path = s.dir.join(&o.pointer.generation);
+        let mut w = Writer::open(&o.index, o.fields, lease.term(), &path)?;
+        lease.confirm().await?;
+        let (before, after) = block_in_place(|| w.merge_all())?;
+        let removed = block_in_place(|| w.garbage_collect())?;
+        block_in_place(|| w.finish())?;
+        Ok(json!({
+            "generation": o.pointer.generation,
+            "segments_before": before,
+            "segments_after": after,
+            "files_removed": removed,
+        }))
+    }
+    .await;
+    lease.release().await;
+    Ok(r?)
+}
+
+/// Adds, replaces or removes these documents' entries. With no current index (none yet, or an
+/// older schema or language) it rebuilds instead, which includes them.
+pub async fn update(ids: Vec<i64>, ctx: &JobContext) -> Result<Value, JobError> {
+    let s = IndexSettings::from_config(&ctx.config)?;
+    let lease = take_lease(ctx).await?;
+    let r: Result<Value, IndexError> = async {
+        let Some(o) = store::open_live(&s)? else {
+            let why = store::needs_rebuild(&s).unwrap_or_default();
+            tracing::info!(reason = %why, "index update found no current index: rebuilding");
+            let v = rebuild(&s, ctx, &lease).await?;
+            return Ok(json!({"rebuilt": v}));
+        };
+        let path = s.dir.join(&o.pointer.generation);
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        let mut w = Writer::open(&o.index, o.fields, lease.term(), &path)?;
+        let (mut updated, mut removed) = (0u64, 0u64);
+        for (i, chunk) in ids.chunks(UPDATE_BATCH).enumerate() {
+            let rows = db_index::rows(&ctx.db, chunk).await?;
+            let present: HashSet<i64> = rows.iter().map(|r| r.document.id).collect();
+            block_in_place(|| {
+                for id in chunk.iter().filter(|id| !present.contains(id)) {
+                    w.delete(*id);
+                    removed += 1;
+                }
+                w.upsert(&rows)
+            })?;
+            updated += rows.len() as u64;
+            lease.confirm().await?;
+            block_in_place(|| w.commit())?;
+            ctx.progress(
+                ((i + 1) * UPDATE_BATCH).min(ids.len()) as u64,
+                ids.len() as u64,
+                "updating the index",
+            );
+        }
+        block_in_place(|| w.finish())?;
+        Ok(json!({
+            "generation": o.pointer.generation,
+            "updated": updated,
+            "removed": removed,
+            "term": lease.term(),
+        }))
+    }
+    .await;
+    lease.release().await;
+    Ok(r?)
+}
