@@ -98,6 +98,10 @@ pub enum Command {
     /// Import a paperless-ngx (1.x-3.x) or paperboy export (folder or zip) into an empty archive
     #[command(visible_alias = "document_importer")]
     Import(ImportCmd),
+    /// Make searchable PDF/A archive versions (OCR) of the documents that need one, one job
+    /// per document across the workers serving `archive_document`
+    #[command(visible_alias = "document_archiver")]
+    Archive(ArchiveCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -141,6 +145,18 @@ pub struct ConsumeCmd {
 pub struct ThumbnailsCmd {
     /// Only this document
     #[arg(long, value_name = "ID")]
+    pub document: Option<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveCmd {
+    /// Also re-make archive versions that exist (and retry documents noted as not archivable)
+    #[arg(short = 'f', long)]
+    pub overwrite: bool,
+    /// Only this document
+    #[arg(short = 'd', long, value_name = "ID")]
     pub document: Option<i64>,
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -421,6 +437,19 @@ mod tests {
 
     #[test]
     fn file_commands_and_their_aliases() {
+        let c = parse(&["document_archiver", "--overwrite", "--document", "7"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Archive(ArchiveCmd {
+                overwrite: true,
+                document: Some(7),
+                ..
+            })
+        ));
+        let c = parse(&["archive", "-f", "-d", "3", "--wait"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Archive(ref a) if a.overwrite && a.document == Some(3) && a.wait.wait)
+        );
         let c = parse(&["document_sanity_checker", "--wait"]).unwrap();
         assert!(matches!(c.command, Command::SanityCheck(ref s) if s.wait.wait));
         let c = parse(&["document_renamer", "--dry-run"]).unwrap();

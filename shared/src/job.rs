@@ -59,6 +59,21 @@ pub enum Job {
     Export(ExportArgs),
     /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
     Import(ImportArgs),
+    /// Make searchable PDF/A archive versions (`document_archiver`): the run pages the
+    /// documents that need one (all of them with `overwrite`; only `document` if given) and
+    /// fans out one [`Job::ArchiveDocument`] each, waits for them and sums up.
+    Archive {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<i64>,
+        #[serde(default)]
+        overwrite: bool,
+    },
+    /// The archive version of one document (part of a [`Job::Archive`], or after consume).
+    ArchiveDocument {
+        document: i64,
+        #[serde(default)]
+        overwrite: bool,
+    },
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -174,6 +189,8 @@ pub enum JobKind {
     RetaggerBatch,
     Export,
     Import,
+    Archive,
+    ArchiveDocument,
 }
 
 /// How a kind is retried and scheduled.
@@ -212,6 +229,8 @@ impl JobKind {
         JobKind::RetaggerBatch,
         JobKind::Export,
         JobKind::Import,
+        JobKind::Archive,
+        JobKind::ArchiveDocument,
     ];
 
     pub fn name(self) -> &'static str {
@@ -227,6 +246,8 @@ impl JobKind {
             JobKind::RetaggerBatch => "retagger_batch",
             JobKind::Export => "export",
             JobKind::Import => "import",
+            JobKind::Archive => "archive",
+            JobKind::ArchiveDocument => "archive_document",
         }
     }
 
@@ -273,6 +294,19 @@ impl JobKind {
                 max_starts: 2,
                 ..DEFAULT_POLICY
             },
+            // The run only pages ids and waits (its own queue, so it never holds a slot its
+            // documents need); a re-run skips what is archived already.
+            JobKind::Archive => Policy {
+                max_attempts: 3,
+                ..DEFAULT_POLICY
+            },
+            // OCR: CPU-bound. A document that kills its worker twice is poison.
+            JobKind::ArchiveDocument => Policy {
+                max_attempts: 3,
+                max_starts: 2,
+                cpu_heavy: true,
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
@@ -298,6 +332,8 @@ impl Job {
             Job::RetaggerBatch { .. } => JobKind::RetaggerBatch,
             Job::Export(_) => JobKind::Export,
             Job::Import(_) => JobKind::Import,
+            Job::Archive { .. } => JobKind::Archive,
+            Job::ArchiveDocument { .. } => JobKind::ArchiveDocument,
         }
     }
 
@@ -327,6 +363,12 @@ impl Job {
             Job::Export(a) => Some(format!("export:{}", a.target)),
             // One import at a time into an archive.
             Job::Import(_) => Some("import".into()),
+            // One run over the archive at a time; one job per document at a time.
+            Job::Archive { document: None, .. } => Some("archive:all".into()),
+            Job::Archive {
+                document: Some(d), ..
+            } => Some(format!("archive:run:{d}")),
+            Job::ArchiveDocument { document, .. } => Some(format!("archive:{document}")),
         }
     }
 

@@ -6,6 +6,7 @@
 //!   between steps;
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
+pub mod archive;
 pub mod consume;
 pub mod decrypt;
 pub mod ocr;
@@ -169,5 +170,13 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::RetaggerBatch { args, ids } => retagger::run_batch(args, ids, ctx).await,
         Job::Export(args) => transfer::export::run(args, ctx).await,
         Job::Import(args) => transfer::import::run(args, ctx).await,
+        Job::Archive {
+            document,
+            overwrite,
+        } => archive::run(document, overwrite, ctx).await,
+        Job::ArchiveDocument {
+            document,
+            overwrite,
+        } => archive::run_document(document, overwrite, ctx).await,
     }
 }
