@@ -579,9 +579,11 @@ pub async fn run(
     let (mut archived, mut skipped, mut failed) = (0u64, 0u64, 0u64);
     let mut failures = Vec::new();
     let mut pages = 0u64;
+    let mut workers = std::collections::BTreeSet::new();
     for (i, (doc, _)) in children.iter().enumerate() {
         match ctx.wait_child(&ids, i).await? {
             Ok(record) => {
+                workers.extend(record.worker.clone());
                 let r = record.result.unwrap_or_default();
                 if r["archived"].as_bool() == Some(true) {
                     archived += 1;
@@ -612,6 +614,8 @@ pub async fn run(
         "failures": failures,
         "pages": pages,
         "overwrite": overwrite,
+        // Which workers made them (horizontal scale, visible).
+        "workers": workers,
     }))
 }
 

@@ -412,7 +412,7 @@ mod tests {
             height: 1754,
             words: vec![
                 word("Grüße", 100, 100, 220, 1),
-                word("aus", 350, 100, 120, 1),
+                word("aus", 335, 100, 120, 1),
                 word("Köln", 100, 200, 200, 2),
             ],
         };
@@ -512,6 +512,23 @@ mod tests {
         let info = doc.get_dictionary(info).unwrap();
         assert!(info.get(b"Title").is_ok() && info.get(b"Producer").is_ok());
         assert!(doc.trailer.get(b"ID").is_ok(), "a file ID");
+    }
+
+    #[test]
+    fn pdftotext_reads_umlauts_and_spaces_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a.pdf");
+        std::fs::write(&path, sample()).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .args(["-enc", "UTF-8"])
+            .arg(&path)
+            .arg("-")
+            .output()
+            .expect("pdftotext (poppler-utils; scripts/services.sh installs it)");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Grüße aus"), "{text:?}");
+        assert!(text.contains("Köln"), "{text:?}");
     }
 
     #[test]
