@@ -476,9 +476,15 @@ async fn hostile_input_fails_that_document_only(tdb: TestDb) {
     ihdr.extend_from_slice(&60000u32.to_be_bytes());
     ihdr.extend_from_slice(&60000u32.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let mut chunk = |body: &[u8]| {
+        png.extend_from_slice(&(body.len() as u32 - 4).to_be_bytes());
+        png.extend_from_slice(body);
+        png.extend_from_slice(&crc32(body).to_be_bytes());
+    };
+    chunk(&ihdr);
+    // The start of a deflate stream of zeros (a real bomb compresses 10 GB into a few MB).
+    chunk(b"IDAT\x78\x9c\x63\x60\x18\x05");
+    chunk(b"IEND");
     let bomb = tmp.path().join("bomb.png");
     std::fs::write(&bomb, &png).unwrap();
     let started = Instant::now();

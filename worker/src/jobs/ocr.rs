@@ -15,7 +15,8 @@
 //! or has more than 50 characters of text. Text files are never OCR'd.
 //!
 //! How, and where we differ from paperless (which runs OCRmyPDF: Ghostscript + tesseract):
-//! - PDF pages are rendered in-process with hayro at `PAPERBOY_OCR_DPI` (300) and handed to the
+//! - PDF pages are rendered in-process with hayro at `PAPERBOY_OCR_DPI` (300; lower for a page
+//!   larger than `PAPERBOY_OCR_MAX_IMAGE_PIXELS`) and handed to the
 //!   `tesseract` CLI one page at a time as PNG in a private temp folder, so memory holds one
 //!   page. No Ghostscript, no unpaper (paperless's `clean` is not done).
 //! - Images are decoded (first frame, EXIF orientation applied, alpha flattened on white) and
@@ -124,10 +125,15 @@ pub async fn run(
             // renderer (blocking) and tesseract (async).
             let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, RgbImage)>(1);
             let (limit, dpi) = (config.ocr_pages as usize, config.ocr_dpi);
+            let max_pixels = config.ocr_max_image_pixels;
             let renderer = tokio::task::spawn_blocking(move || {
-                render::render_pages(bytes.to_vec(), limit, dpi, |i, _count, image| {
-                    Ok(tx.blocking_send((i, image)).is_ok())
-                })
+                render::render_pages_sized(
+                    bytes.to_vec(),
+                    limit,
+                    dpi,
+                    max_pixels,
+                    |i, _count, image, _size| Ok(tx.blocking_send((i, image)).is_ok()),
+                )
             });
             while let Some((i, image)) = rx.recv().await {
                 let path = dir.path().join(format!("page-{:05}.png", i + 1));
@@ -175,8 +181,9 @@ pub async fn run(
         FileType::Png | FileType::Jpeg | FileType::Webp | FileType::Gif => {
             let path = dir.path().join("image.png");
             let image_path = path.clone();
+            let max_pixels = config.ocr_max_image_pixels;
             tokio::task::spawn_blocking(move || {
-                let image = render::decode_image(kind, &bytes)?;
+                let image = render::decode_image_limited(kind, &bytes, max_pixels)?;
                 image
                     .save_with_format(&image_path, image::ImageFormat::Png)
                     .map_err(|e| format!("write {}: {e}", image_path.display()))

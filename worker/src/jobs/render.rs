@@ -102,21 +102,10 @@ fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
 }
 
 /// Renders pages `1..=limit` (every page for `limit` 0) at `dpi`, one at a time, handing each
-/// to `each(index, count, image)`; `each` returns false to stop early. Only one page's pixels
-/// are held at once. Returns the number of pages rendered.
-pub fn render_pages(
-    pdf: Vec<u8>,
-    limit: usize,
-    dpi: u32,
-    mut each: impl FnMut(usize, usize, RgbImage) -> Result<bool, String>,
-) -> Result<usize, String> {
-    render_pages_sized(pdf, limit, dpi, 0, |i, count, image, _| {
-        each(i, count, image)
-    })
-}
-
-/// [`render_pages`], also handing over each page's size in points; a page that would be more
-/// than `max_pixels` (0: no limit) at `dpi` is rendered at the resolution that fits instead.
+/// to `each(index, count, image, (width_pt, height_pt))`; `each` returns false to stop early.
+/// Only one page's pixels are held at once. A page that would be more than `max_pixels`
+/// (0: no limit) at `dpi` is rendered at the resolution that fits instead. Returns the number
+/// of pages rendered.
 pub fn render_pages_sized(
     pdf: Vec<u8>,
     limit: usize,

@@ -77,7 +77,8 @@ pub fn protected(bytes: &[u8]) -> Option<String> {
             return memchr_find(tail, b"/Encrypt").then(|| "the PDF is encrypted".into());
         }
     };
-    if doc.is_encrypted() || doc.trailer.get(b"Encrypt").is_ok() {
+    // lopdf decrypts a file with the empty user password on load: `was_encrypted` tells.
+    if doc.is_encrypted() || doc.was_encrypted() || doc.trailer.get(b"Encrypt").is_ok() {
         return Some("the PDF is encrypted".into());
     }
     let signed = (|| {

@@ -343,7 +343,7 @@ pub fn stamp_pdfa(original: &[u8], meta: &Meta) -> Result<Vec<u8>, String> {
     use lopdf::{Object, Stream, dictionary};
     let mut doc = lopdf::Document::load_mem(original)
         .map_err(|e| format!("cannot read the PDF to mark it PDF/A: {e}"))?;
-    if doc.is_encrypted() {
+    if doc.is_encrypted() || doc.was_encrypted() {
         return Err("the PDF is encrypted".into());
     }
     let producer = producer();

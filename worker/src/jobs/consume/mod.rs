@@ -497,8 +497,13 @@ fn archive<'a>(
             Err(e) => e.to_string(),
         };
         tracing::warn!(reason = %why, "no archive version for {}", st.args.original_filename);
-        st.archive_error = Some(why);
-        plain_ocr(st, ctx, tagged).await
+        st.archive_error = Some(why.clone());
+        plain_ocr(st, ctx, tagged).await.map_err(|e| match e {
+            JobError::Permanent(m) => {
+                JobError::Permanent(format!("{m} (no archive version: {why})"))
+            }
+            other => other,
+        })
     })
 }
 
