@@ -8,6 +8,7 @@
 //! target/release/paperboy-bench consume --docs 400 --files 60
 //! ```
 
+mod archive;
 mod consume;
 mod corpus;
 mod queue;
@@ -59,6 +60,16 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         files: usize,
     },
+    /// Archive versions of the fixture scans: paperboy (`paperboy archive`, one worker) beside
+    /// Debian's ocrmypdf, pages/s, word accuracy, size.
+    Archive {
+        /// paperless-ngx 3.0.5 fixtures (consume-input/, export-plain/manifest.json).
+        #[arg(long, default_value = "../shared/fixtures/paperless-3.0.5")]
+        fixtures: PathBuf,
+        /// Only paperboy.
+        #[arg(long)]
+        no_ocrmypdf: bool,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -108,6 +119,15 @@ fn main() -> Result<()> {
             docs,
             seed,
             files,
+        })),
+        Command::Archive {
+            fixtures,
+            no_ocrmypdf,
+        } => rt.block_on(archive::run(archive::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            fixtures,
+            no_ocrmypdf,
         })),
         Command::Corpus {
             docs,

@@ -99,7 +99,7 @@ pub enum Command {
     #[command(visible_alias = "document_importer")]
     Import(ImportCmd),
     /// Make searchable PDF/A archive versions (OCR) of the documents that need one, one job
-    /// per document across the workers serving `archive_document`
+    /// per document across the workers serving the `archive` queue
     #[command(visible_alias = "document_archiver")]
     Archive(ArchiveCmd),
     /// Look at, retry and cancel jobs

@@ -101,7 +101,7 @@ settings! {
     ARCHIVE_FILE_GENERATION = ("PAPERBOY_ARCHIVE_FILE_GENERATION", Some("PAPERLESS_ARCHIVE_FILE_GENERATION"), "auto",
         "When a searchable PDF/A archive version is made: `auto` (images and PDFs that are not born-digital), `always`, `never`. paperless-ngx 2's `PAPERLESS_OCR_SKIP_ARCHIVE_FILE` (never/with_text/always) is read too when this is unset.");
     OCR_IMAGE_DPI = ("PAPERBOY_OCR_IMAGE_DPI", Some("PAPERLESS_OCR_IMAGE_DPI"), "",
-        "DPI of images that carry none (sizes the archive page); empty: the image's own, else its width taken as A4.");
+        "DPI of image pages in the archive version (sizes the page); empty: the image's width taken as an A4 page (an image's own DPI is not read yet).");
     OCR_MAX_IMAGE_PIXELS = ("PAPERBOY_OCR_MAX_IMAGE_PIXELS", Some("PAPERLESS_OCR_MAX_IMAGE_PIXELS"), "89478485",
         "Largest image (pixels, width × height) decoded or rendered for OCR and the archive; larger images fail their document, larger PDF pages are rendered at a lower DPI. 0: no limit.");
     ARCHIVE_MAX_PAGES = ("PAPERBOY_ARCHIVE_MAX_PAGES", None, "2000",

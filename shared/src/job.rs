@@ -59,16 +59,17 @@ pub enum Job {
     Export(ExportArgs),
     /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
     Import(ImportArgs),
-    /// Make searchable PDF/A archive versions (`document_archiver`): the run pages the
-    /// documents that need one (all of them with `overwrite`; only `document` if given) and
-    /// fans out one [`Job::ArchiveDocument`] each, waits for them and sums up.
+    /// Make searchable PDF/A archive versions (`document_archiver`, queue `archive_run`): the
+    /// run pages the documents that need one (all of them with `overwrite`; only `document` if
+    /// given) and fans out one [`Job::ArchiveDocument`] each, waits for them and sums up.
     Archive {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         document: Option<i64>,
         #[serde(default)]
         overwrite: bool,
     },
-    /// The archive version of one document (part of a [`Job::Archive`], or after consume).
+    /// The archive version of one document (part of a [`Job::Archive`]; queue `archive`, where
+    /// the OCR workers are).
     ArchiveDocument {
         document: i64,
         #[serde(default)]
@@ -256,9 +257,16 @@ impl JobKind {
     }
 
     /// The queue this kind runs on. One queue per kind, so workers can pick kinds with
-    /// `--queues` and heavy kinds never starve light ones.
+    /// `--queues` and heavy kinds never starve light ones. The one exception to "queue =
+    /// kind name": the per-document OCR jobs run on `archive` (the queue the deployment files
+    /// scale OCR workers on), and the archiver's run, which only pages and waits, on
+    /// `archive_run`.
     pub fn queue(self) -> &'static str {
-        self.name()
+        match self {
+            JobKind::Archive => "archive_run",
+            JobKind::ArchiveDocument => "archive",
+            k => k.name(),
+        }
     }
 
     pub fn policy(self) -> Policy {
@@ -400,6 +408,17 @@ mod tests {
         assert_eq!(j.to_json(), r#"{"kind":"ping","args":{"sleep_ms":5}}"#);
         let back: Job = serde_json::from_str(&j.to_json()).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn the_archivers_documents_run_on_the_archive_queue() {
+        assert_eq!(JobKind::ArchiveDocument.queue(), "archive");
+        assert_eq!(JobKind::Archive.queue(), "archive_run");
+        let q = all_queues();
+        let mut unique = q.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), q.len(), "no queue twice: {q:?}");
     }
 
     #[test]

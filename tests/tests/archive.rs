@@ -320,7 +320,7 @@ async fn born_digital_pdfs_follow_the_mode_table(tdb: TestDb) {
 
     // auto: the born-digital PDF needs none (noted, so the next run does not look again),
     // the scan gets one.
-    let _w = a.worker("archive,archive_document", &[]);
+    let _w = a.worker("archive_run,archive", &[]);
     let run = a
         .enqueue_wait(
             &Job::Archive {
@@ -357,7 +357,7 @@ async fn born_digital_pdfs_follow_the_mode_table(tdb: TestDb) {
 
     // always: the born-digital PDF is kept page for page and marked PDF/A.
     let _w = a.worker(
-        "archive,archive_document",
+        "archive_run,archive",
         &[("PAPERBOY_ARCHIVE_FILE_GENERATION", "always")],
     );
     let run = a
@@ -395,8 +395,8 @@ async fn the_archiver_fans_out_across_two_workers(tdb: TestDb) {
         ids.push(doc.unwrap().id);
     }
     w.kill();
-    let w1 = a.worker("archive,archive_document", &[("PAPERBOY_CONCURRENCY", "1")]);
-    let w2 = a.worker("archive_document", &[("PAPERBOY_CONCURRENCY", "1")]);
+    let w1 = a.worker("archive_run,archive", &[("PAPERBOY_CONCURRENCY", "1")]);
+    let w2 = a.worker("archive", &[("PAPERBOY_CONCURRENCY", "1")]);
     let run = a
         .enqueue_wait(
             &Job::Archive {
@@ -466,7 +466,7 @@ async fn the_archiver_fans_out_across_two_workers(tdb: TestDb) {
 async fn hostile_input_fails_that_document_only(tdb: TestDb) {
     let a = Archive::new(tdb).await;
     let _w = a.worker(
-        "consume,thumbnails,archive,archive_document",
+        "consume,thumbnails,archive_run,archive",
         &[("PAPERBOY_ARCHIVE_MAX_PAGES", "1")],
     );
     let tmp = tempfile::tempdir().unwrap();

@@ -22,8 +22,8 @@
 //! archive file is removed (upstream leaks them). A failure before the commit removes the new
 //! file.
 //!
-//! Jobs: `Job::Archive` (queue `archive`) pages the documents to look at and fans out one
-//! `Job::ArchiveDocument` each (queue `archive_document`, CPU-heavy: every worker serving it
+//! Jobs: `Job::Archive` (queue `archive_run`) pages the documents to look at and fans out one
+//! `Job::ArchiveDocument` each (queue `archive`, CPU-heavy: every worker serving it
 //! takes its share), waits for them in order and sums up; cancelling it cancels the rest; a
 //! re-run skips what is done. The consume pipeline's `archive` step uses [`build`] on the
 //! staged file and its `store` step writes the file with the document.
@@ -735,10 +735,10 @@ pub async fn run_document(id: i64, overwrite: bool, ctx: &JobContext) -> Result<
         }
         return Err(e);
     }
-    if let Some(old) = old.as_deref().filter(|o| *o != new_name) {
-        if let Err(e) = media.remove(Folder::Archive, old) {
-            tracing::warn!(document_id = id, error = %e, "cannot remove the old archive file {old}");
-        }
+    if let Some(old) = old.as_deref().filter(|o| *o != new_name)
+        && let Err(e) = media.remove(Folder::Archive, old)
+    {
+        tracing::warn!(document_id = id, error = %e, "cannot remove the old archive file {old}");
     }
     remove_note(config, id);
     if !built.problems.is_empty() {
