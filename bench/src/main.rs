@@ -9,6 +9,7 @@
 //! target/release/paperboy-bench classifier --docs 10000
 //! ```
 
+mod archive;
 mod classifier;
 mod consume;
 mod corpus;
@@ -60,6 +61,16 @@ enum Command {
         /// Files per group at most.
         #[arg(long, default_value_t = 60)]
         files: usize,
+    },
+    /// Archive versions of the fixture scans: paperboy (`paperboy archive`, one worker) beside
+    /// Debian's ocrmypdf, pages/s, word accuracy, size.
+    Archive {
+        /// paperless-ngx 3.0.5 fixtures (consume-input/, export-plain/manifest.json).
+        #[arg(long, default_value = "../shared/fixtures/paperless-3.0.5")]
+        fixtures: PathBuf,
+        /// Only paperboy.
+        #[arg(long)]
+        no_ocrmypdf: bool,
     },
     /// The Auto classifier on the bench corpus (every object AUTO, a fifth held out): training
     /// time, peak RSS, accuracy per field beside the majority baseline; retagger documents/s.
@@ -118,6 +129,15 @@ fn main() -> Result<()> {
             docs,
             seed,
             files,
+        })),
+        Command::Archive {
+            fixtures,
+            no_ocrmypdf,
+        } => rt.block_on(archive::run(archive::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            fixtures,
+            no_ocrmypdf,
         })),
         Command::Classifier { docs, seed } => rt.block_on(classifier::run(classifier::Args {
             redis_url: cli.redis_url,

@@ -111,6 +111,10 @@ pub enum Command {
     /// --complete PREFIX, --limit N, --json)
     #[command(disable_help_flag = true)]
     Search(SearchCmd),
+    /// Make searchable PDF/A archive versions (OCR) of the documents that need one, one job
+    /// per document across the workers serving the `archive` queue
+    #[command(visible_alias = "document_archiver")]
+    Archive(ArchiveCmd),
     /// Look at, retry and cancel jobs
     #[command(subcommand)]
     Jobs(JobsCmd),
@@ -189,6 +193,18 @@ pub struct ConsumeCmd {
 pub struct ThumbnailsCmd {
     /// Only this document
     #[arg(long, value_name = "ID")]
+    pub document: Option<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveCmd {
+    /// Also re-make archive versions that exist (and retry documents noted as not archivable)
+    #[arg(short = 'f', long)]
+    pub overwrite: bool,
+    /// Only this document
+    #[arg(short = 'd', long, value_name = "ID")]
     pub document: Option<i64>,
     #[command(flatten)]
     pub wait: WaitArgs,
@@ -494,6 +510,19 @@ mod tests {
     fn file_commands_and_their_aliases() {
         let c = parse(&["document_create_classifier", "--wait"]).unwrap();
         assert!(matches!(c.command, Command::TrainClassifier(ref t) if t.wait.wait));
+        let c = parse(&["document_archiver", "--overwrite", "--document", "7"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Archive(ArchiveCmd {
+                overwrite: true,
+                document: Some(7),
+                ..
+            })
+        ));
+        let c = parse(&["archive", "-f", "-d", "3", "--wait"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Archive(ref a) if a.overwrite && a.document == Some(3) && a.wait.wait)
+        );
         let c = parse(&["document_sanity_checker", "--wait"]).unwrap();
         assert!(matches!(c.command, Command::SanityCheck(ref s) if s.wait.wait));
         let c = parse(&["document_renamer", "--dry-run"]).unwrap();

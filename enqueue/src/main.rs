@@ -162,6 +162,13 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             after_enqueue(&queue, out, &submitted, &t.wait).await
         }
         Command::SanityCheck(c) => submit_one(config, out, Job::SanityCheck {}, &c.wait).await,
+        Command::Archive(a) => {
+            let job = Job::Archive {
+                document: a.document,
+                overwrite: a.overwrite,
+            };
+            submit_one(config, out, job, &a.wait).await
+        }
         Command::Renamer(c) => {
             let job = Job::Renamer {
                 dry_run: c.dry_run,

@@ -98,6 +98,14 @@ settings! {
         "Resolution PDF pages are rendered at for OCR (paperless renders through Ghostscript at 300 too).");
     OCR_TIMEOUT_SECS = ("PAPERBOY_OCR_TIMEOUT_SECS", None, "180",
         "Longest a tesseract run on one page may take; past it the page is skipped and the document stored with the text found so far.");
+    ARCHIVE_FILE_GENERATION = ("PAPERBOY_ARCHIVE_FILE_GENERATION", Some("PAPERLESS_ARCHIVE_FILE_GENERATION"), "auto",
+        "When a searchable PDF/A archive version is made: `auto` (images and PDFs that are not born-digital), `always`, `never`. paperless-ngx 2's `PAPERLESS_OCR_SKIP_ARCHIVE_FILE` (never/with_text/always) is read too when this is unset.");
+    OCR_IMAGE_DPI = ("PAPERBOY_OCR_IMAGE_DPI", Some("PAPERLESS_OCR_IMAGE_DPI"), "",
+        "DPI of image pages in the archive version (sizes the page); empty: the image's width taken as an A4 page (an image's own DPI is not read yet).");
+    OCR_MAX_IMAGE_PIXELS = ("PAPERBOY_OCR_MAX_IMAGE_PIXELS", Some("PAPERLESS_OCR_MAX_IMAGE_PIXELS"), "89478485",
+        "Largest image (pixels, width × height) decoded or rendered for OCR and the archive; larger images fail their document, larger PDF pages are rendered at a lower DPI. 0: no limit.");
+    ARCHIVE_MAX_PAGES = ("PAPERBOY_ARCHIVE_MAX_PAGES", None, "2000",
+        "A PDF with more pages gets no archive version (a clear error instead of hours of OCR); 0: no limit.");
     FILENAME_FORMAT = ("PAPERBOY_FILENAME_FORMAT", Some("PAPERLESS_FILENAME_FORMAT"), "",
         "Template of stored file names (Jinja, or legacy `{title}` placeholders), e.g. `{{ created_year }}/{{ correspondent }}/{{ title }}`; empty: `0000042.pdf`. A storage path's template wins.");
     FILENAME_FORMAT_REMOVE_NONE = ("PAPERBOY_FILENAME_FORMAT_REMOVE_NONE", Some("PAPERLESS_FILENAME_FORMAT_REMOVE_NONE"), "false",
@@ -272,6 +280,13 @@ pub struct Config {
     pub ocr_pages: u32,
     pub ocr_dpi: u32,
     pub ocr_timeout: Duration,
+    pub archive_file_generation: ArchiveGeneration,
+    /// DPI of images without one (None: their own, else the A4 estimate).
+    pub ocr_image_dpi: Option<u32>,
+    /// 0: no limit.
+    pub ocr_max_image_pixels: u64,
+    /// 0: no limit.
+    pub archive_max_pages: u32,
     /// Things that are accepted but worth telling the operator (legacy values, …); the worker logs
     /// them at start.
     pub warnings: Vec<String>,
@@ -331,6 +346,87 @@ impl OcrMode {
     }
 }
 
+/// When an archive version is made (paperless-ngx 3.0.5's `PAPERLESS_ARCHIVE_FILE_GENERATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveGeneration {
+    /// Images, and PDFs that are not born-digital.
+    Auto,
+    /// Every image and PDF (text files never).
+    Always,
+    /// None.
+    Never,
+}
+
+impl ArchiveGeneration {
+    pub fn parse(value: &str) -> Result<ArchiveGeneration, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(ArchiveGeneration::Auto),
+            "always" => Ok(ArchiveGeneration::Always),
+            "never" => Ok(ArchiveGeneration::Never),
+            _ => Err("expected auto, always or never".into()),
+        }
+    }
+
+    /// paperless-ngx 2's `PAPERLESS_OCR_SKIP_ARCHIVE_FILE`, mapped as its v3 migration does.
+    pub fn from_v2_skip_archive_file(value: &str) -> Result<ArchiveGeneration, String> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "never" => Ok(ArchiveGeneration::Always),
+            "with_text" => Ok(ArchiveGeneration::Auto),
+            "always" => Ok(ArchiveGeneration::Never),
+            _ => Err("expected never, with_text or always".into()),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ArchiveGeneration::Auto => "auto",
+            ArchiveGeneration::Always => "always",
+            ArchiveGeneration::Never => "never",
+        }
+    }
+}
+
+/// paperless-ngx 2's name of the archive setting (read when neither archive name is set).
+pub const PAPERLESS_V2_SKIP_ARCHIVE_FILE: &str = "PAPERLESS_OCR_SKIP_ARCHIVE_FILE";
+
+/// The archive generation setting: the v3 names, else the v2 one (with a warning), else auto.
+/// paperless 2's `skip_noarchive` OCR mode also meant "no archive for PDFs with text": auto.
+fn archive_generation(
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<ArchiveGeneration, ConfigError> {
+    use names::ARCHIVE_FILE_GENERATION;
+    let set = |n: &str| {
+        env.var(n).is_some_and(|v| !v.is_empty())
+            || env.var(&format!("{n}_FILE")).is_some_and(|v| !v.is_empty())
+    };
+    let v3_set = set(ARCHIVE_FILE_GENERATION) || set("PAPERLESS_ARCHIVE_FILE_GENERATION");
+    if !v3_set
+        && let Some(v2) = env
+            .var(PAPERLESS_V2_SKIP_ARCHIVE_FILE)
+            .filter(|v| !v.is_empty())
+    {
+        let g = ArchiveGeneration::from_v2_skip_archive_file(&v2).map_err(|reason| {
+            ConfigError::Invalid {
+                name: ARCHIVE_FILE_GENERATION,
+                value: format!("{PAPERLESS_V2_SKIP_ARCHIVE_FILE}={v2}"),
+                reason,
+            }
+        })?;
+        warnings.push(format!(
+            "{PAPERLESS_V2_SKIP_ARCHIVE_FILE}={v2} is a paperless-ngx 2 setting; read as {ARCHIVE_FILE_GENERATION}={}",
+            g.name()
+        ));
+        return Ok(g);
+    }
+    let v = lookup(env, ARCHIVE_FILE_GENERATION)?;
+    ArchiveGeneration::parse(&v).map_err(|reason| ConfigError::Invalid {
+        name: ARCHIVE_FILE_GENERATION,
+        value: v,
+        reason,
+    })
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from(&ProcessEnv)
@@ -388,7 +484,23 @@ impl Config {
                 reason: "expected 50 to 1200".into(),
             });
         }
+        let archive_file_generation = archive_generation(env, &mut warnings)?;
+        let ocr_image_dpi = match lookup(env, OCR_IMAGE_DPI)?.trim() {
+            "" => None,
+            _ => Some(parse::<u32>(env, OCR_IMAGE_DPI)?.clamp(1, 4800)),
+        };
+        // paperless: negative means "not passed" (the library's default): ours.
+        let max_pixels: i64 = parse(env, OCR_MAX_IMAGE_PIXELS)?;
+        let ocr_max_image_pixels = if max_pixels < 0 {
+            89_478_485
+        } else {
+            max_pixels as u64
+        };
         Ok(Config {
+            archive_file_generation,
+            ocr_image_dpi,
+            ocr_max_image_pixels,
+            archive_max_pages: parse(env, ARCHIVE_MAX_PAGES)?,
             redis_url: lookup(env, REDIS_URL)?,
             redis_prefix: lookup(env, REDIS_PREFIX)?,
             media_root: PathBuf::from(lookup(env, MEDIA_ROOT)?),
@@ -579,6 +691,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("PAPERBOY_IGNORE_DATES"), "{err}");
+    }
+
+    #[test]
+    fn archive_generation_v3_names_then_the_v2_setting() {
+        let g =
+            |pairs: &[(&str, &str)]| Config::from(&env(pairs)).map(|c| c.archive_file_generation);
+        assert_eq!(g(&[]).unwrap(), ArchiveGeneration::Auto);
+        assert_eq!(
+            g(&[("PAPERLESS_ARCHIVE_FILE_GENERATION", "always")]).unwrap(),
+            ArchiveGeneration::Always
+        );
+        assert_eq!(
+            g(&[
+                ("PAPERBOY_ARCHIVE_FILE_GENERATION", "never"),
+                ("PAPERLESS_OCR_SKIP_ARCHIVE_FILE", "never")
+            ])
+            .unwrap(),
+            ArchiveGeneration::Never
+        );
+        // v2: never → always, with_text → auto, always → never.
+        for (v2, v3) in [
+            ("never", ArchiveGeneration::Always),
+            ("with_text", ArchiveGeneration::Auto),
+            ("always", ArchiveGeneration::Never),
+        ] {
+            let c = Config::from(&env(&[("PAPERLESS_OCR_SKIP_ARCHIVE_FILE", v2)])).unwrap();
+            assert_eq!(c.archive_file_generation, v3, "{v2}");
+            assert!(
+                c.warnings
+                    .iter()
+                    .any(|w| w.contains("PAPERLESS_OCR_SKIP_ARCHIVE_FILE"))
+            );
+        }
+        assert!(g(&[("PAPERBOY_ARCHIVE_FILE_GENERATION", "sometimes")]).is_err());
+        let c = Config::from(&env(&[("PAPERLESS_OCR_MAX_IMAGE_PIXELS", "-1")])).unwrap();
+        assert_eq!(c.ocr_max_image_pixels, 89_478_485);
+        let c = Config::from(&env(&[("PAPERLESS_OCR_MAX_IMAGE_PIXELS", "0")])).unwrap();
+        assert_eq!(c.ocr_max_image_pixels, 0);
     }
 
     #[test]

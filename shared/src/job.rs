@@ -75,6 +75,22 @@ pub enum Job {
     /// removed when the row is gone or in the trash. Queued by every job that changes
     /// documents (consume, retagger batches, import).
     IndexUpdate { ids: Vec<i64> },
+    /// Make searchable PDF/A archive versions (`document_archiver`, queue `archive_run`): the
+    /// run pages the documents that need one (all of them with `overwrite`; only `document` if
+    /// given) and fans out one [`Job::ArchiveDocument`] each, waits for them and sums up.
+    Archive {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<i64>,
+        #[serde(default)]
+        overwrite: bool,
+    },
+    /// The archive version of one document (part of a [`Job::Archive`]; queue `archive`, where
+    /// the OCR workers are).
+    ArchiveDocument {
+        document: i64,
+        #[serde(default)]
+        overwrite: bool,
+    },
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -194,6 +210,8 @@ pub enum JobKind {
     IndexReindex,
     IndexOptimize,
     IndexUpdate,
+    Archive,
+    ArchiveDocument,
 }
 
 /// How a kind is retried and scheduled.
@@ -236,6 +254,8 @@ impl JobKind {
         JobKind::IndexReindex,
         JobKind::IndexOptimize,
         JobKind::IndexUpdate,
+        JobKind::Archive,
+        JobKind::ArchiveDocument,
     ];
 
     pub fn name(self) -> &'static str {
@@ -255,6 +275,8 @@ impl JobKind {
             JobKind::IndexReindex => "index_reindex",
             JobKind::IndexOptimize => "index_optimize",
             JobKind::IndexUpdate => "index_update",
+            JobKind::Archive => "archive",
+            JobKind::ArchiveDocument => "archive_document",
         }
     }
 
@@ -263,11 +285,15 @@ impl JobKind {
     }
 
     /// The queue this kind runs on. One queue per kind, so workers can pick kinds with
-    /// `--queues` and heavy kinds never starve light ones; except the index kinds, which share
-    /// the queue `index` (one writer: see [`JobKind::single_consumer`]).
+    /// `--queues` and heavy kinds never starve light ones. The exceptions: the index kinds
+    /// share the queue `index` (one writer: see [`JobKind::single_consumer`]); the archiver's
+    /// per-document OCR jobs run on `archive` (the queue the deployment files scale OCR
+    /// workers on), and its run, which only pages and waits, on `archive_run`.
     pub fn queue(self) -> &'static str {
         match self {
             JobKind::IndexReindex | JobKind::IndexOptimize | JobKind::IndexUpdate => INDEX_QUEUE,
+            JobKind::Archive => "archive_run",
+            JobKind::ArchiveDocument => "archive",
             k => k.name(),
         }
     }
@@ -332,6 +358,17 @@ impl JobKind {
                 max_attempts: 20,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(60),
+            // The run only pages ids and waits (its own queue, so it never holds a slot its
+            // documents need); a re-run skips what is archived already.
+            JobKind::Archive => Policy {
+                max_attempts: 3,
+                ..DEFAULT_POLICY
+            },
+            // OCR: CPU-bound. A document that kills its worker twice is poison.
+            JobKind::ArchiveDocument => Policy {
+                max_attempts: 3,
+                max_starts: 2,
+                cpu_heavy: true,
                 ..DEFAULT_POLICY
             },
         }
@@ -366,6 +403,8 @@ impl Job {
             Job::IndexReindex { .. } => JobKind::IndexReindex,
             Job::IndexOptimize {} => JobKind::IndexOptimize,
             Job::IndexUpdate { .. } => JobKind::IndexUpdate,
+            Job::Archive { .. } => JobKind::Archive,
+            Job::ArchiveDocument { .. } => JobKind::ArchiveDocument,
         }
     }
 
@@ -400,6 +439,12 @@ impl Job {
             Job::IndexReindex { .. } => Some("index_reindex".into()),
             Job::IndexOptimize {} => Some("index_optimize".into()),
             Job::IndexUpdate { .. } => None,
+            // One run over the archive at a time; one job per document at a time.
+            Job::Archive { document: None, .. } => Some("archive:all".into()),
+            Job::Archive {
+                document: Some(d), ..
+            } => Some(format!("archive:run:{d}")),
+            Job::ArchiveDocument { document, .. } => Some(format!("archive:{document}")),
         }
     }
 
@@ -431,6 +476,17 @@ mod tests {
         assert_eq!(j.to_json(), r#"{"kind":"ping","args":{"sleep_ms":5}}"#);
         let back: Job = serde_json::from_str(&j.to_json()).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn the_archivers_documents_run_on_the_archive_queue() {
+        assert_eq!(JobKind::ArchiveDocument.queue(), "archive");
+        assert_eq!(JobKind::Archive.queue(), "archive_run");
+        let q = all_queues();
+        let mut unique = q.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), q.len(), "no queue twice: {q:?}");
     }
 
     #[test]

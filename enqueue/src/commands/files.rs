@@ -11,6 +11,16 @@ use crate::output::{Output, Table};
 /// A job that succeeded but whose result means failure for the exit code: a sanity report
 /// with errors.
 pub fn result_fails(kind: JobKind, r: &JobRecord) -> bool {
+    // An archiver run whose documents failed (each failure is in its result).
+    if kind == JobKind::Archive {
+        return r
+            .result
+            .as_ref()
+            .and_then(|v| v.get("failed"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            > 0;
+    }
     kind == JobKind::SanityCheck
         && r.result
             .as_ref()

@@ -217,7 +217,7 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
             }
         }
         // What was exported / imported, counts per model.
-        JobKind::Export | JobKind::Import => {
+        JobKind::Export | JobKind::Import | JobKind::Archive | JobKind::ArchiveDocument => {
             if let Some(v) = &r.result {
                 out.note(v.to_string())?;
             }

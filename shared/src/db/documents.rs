@@ -135,6 +135,51 @@ pub async fn set_files(
     Ok(())
 }
 
+/// Up to `limit` ids (`id > after_id`, ascending) of live documents the archiver looks at:
+/// those without an archive version, or every one with `overwrite`.
+pub async fn archive_candidates(
+    db: &Db,
+    after_id: i64,
+    limit: i64,
+    overwrite: bool,
+) -> Result<Vec<i64>, DbError> {
+    let sql = if overwrite {
+        "SELECT id FROM documents WHERE id > $1 AND deleted_at IS NULL ORDER BY id LIMIT $2"
+    } else {
+        "SELECT id FROM documents WHERE id > $1 AND deleted_at IS NULL \
+         AND archive_filename IS NULL ORDER BY id LIMIT $2"
+    };
+    ids_query(db, sql, after_id, limit).await
+}
+
+/// Points a document at its new archive version (and, if given, the new content), guarded by
+/// the archive name it had when the work began (None: it had none): false if someone changed
+/// it meanwhile (nothing written then). `modified` becomes now.
+pub async fn set_archive(
+    conn: &mut AnyConnection,
+    id: i64,
+    expected_old: Option<&str>,
+    archive_filename: &str,
+    archive_checksum: &str,
+    content: Option<&str>,
+) -> Result<bool, DbError> {
+    validate_checksum("archive_checksum", archive_checksum)?;
+    let done = sqlx::query(
+        "UPDATE documents SET archive_filename = $1, archive_checksum = $2, \
+         content = COALESCE($3, content), modified = $4 \
+         WHERE id = $5 AND COALESCE(archive_filename, '') = $6",
+    )
+    .bind(archive_filename)
+    .bind(archive_checksum)
+    .bind(content)
+    .bind(now_rfc3339())
+    .bind(id)
+    .bind(expected_old.unwrap_or(""))
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Adds tags to a document (tags it already has are skipped).
 pub async fn add_tags(conn: &mut AnyConnection, id: i64, tag_ids: &[i64]) -> Result<(), DbError> {
     for tag in tag_ids {

@@ -7,6 +7,7 @@
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
 pub mod classifier;
+pub mod archive;
 pub mod consume;
 pub mod decrypt;
 pub mod ocr;
@@ -174,5 +175,13 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::IndexReindex { if_needed } => crate::index::jobs::reindex(if_needed, ctx).await,
         Job::IndexOptimize {} => crate::index::jobs::optimize(ctx).await,
         Job::IndexUpdate { ids } => crate::index::jobs::update(ids, ctx).await,
+        Job::Archive {
+            document,
+            overwrite,
+        } => archive::run(document, overwrite, ctx).await,
+        Job::ArchiveDocument {
+            document,
+            overwrite,
+        } => archive::run_document(document, overwrite, ctx).await,
     }
 }

@@ -15,7 +15,8 @@
 //! or has more than 50 characters of text. Text files are never OCR'd.
 //!
 //! How, and where we differ from paperless (which runs OCRmyPDF: Ghostscript + tesseract):
-//! - PDF pages are rendered in-process with hayro at `PAPERBOY_OCR_DPI` (300) and handed to the
+//! - PDF pages are rendered in-process with hayro at `PAPERBOY_OCR_DPI` (300; lower for a page
+//!   larger than `PAPERBOY_OCR_MAX_IMAGE_PIXELS`) and handed to the
 //!   `tesseract` CLI one page at a time as PNG in a private temp folder, so memory holds one
 //!   page. No Ghostscript, no unpaper (paperless's `clean` is not done).
 //! - Images are decoded (first frame, EXIF orientation applied, alpha flattened on white) and
@@ -124,10 +125,15 @@ pub async fn run(
             // renderer (blocking) and tesseract (async).
             let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, RgbImage)>(1);
             let (limit, dpi) = (config.ocr_pages as usize, config.ocr_dpi);
+            let max_pixels = config.ocr_max_image_pixels;
             let renderer = tokio::task::spawn_blocking(move || {
-                render::render_pages(bytes.to_vec(), limit, dpi, |i, _count, image| {
-                    Ok(tx.blocking_send((i, image)).is_ok())
-                })
+                render::render_pages_sized(
+                    bytes.to_vec(),
+                    limit,
+                    dpi,
+                    max_pixels,
+                    |i, _count, image, _size| Ok(tx.blocking_send((i, image)).is_ok()),
+                )
             });
             while let Some((i, image)) = rx.recv().await {
                 let path = dir.path().join(format!("page-{:05}.png", i + 1));
@@ -175,8 +181,9 @@ pub async fn run(
         FileType::Png | FileType::Jpeg | FileType::Webp | FileType::Gif => {
             let path = dir.path().join("image.png");
             let image_path = path.clone();
+            let max_pixels = config.ocr_max_image_pixels;
             tokio::task::spawn_blocking(move || {
-                let image = render::decode_image(kind, &bytes)?;
+                let image = render::decode_image_limited(kind, &bytes, max_pixels)?;
                 image
                     .save_with_format(&image_path, image::ImageFormat::Png)
                     .map_err(|e| format!("write {}: {e}", image_path.display()))
@@ -202,15 +209,161 @@ pub async fn run(
     Ok(out)
 }
 
+/// One word an OCR engine read, in pixels of the page image (origin top left).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcrWord {
+    pub text: String,
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Which line the word is on (block, paragraph, line), in reading order.
+    pub line: (u32, u32, u32),
+    /// Confidence 0–100.
+    pub conf: f32,
+}
+
+/// The words of one page image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OcrPage {
+    /// Size of the image the boxes refer to.
+    pub width: u32,
+    pub height: u32,
+    pub words: Vec<OcrWord>,
+}
+
+impl OcrPage {
+    /// The words grouped by line, in reading order.
+    pub fn lines(&self) -> Vec<&[OcrWord]> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 1..=self.words.len() {
+            if i == self.words.len() || self.words[i].line != self.words[start].line {
+                if i > start {
+                    out.push(&self.words[start..i]);
+                }
+                start = i;
+            }
+        }
+        out
+    }
+
+    /// The page's text: words joined by spaces, lines by newlines, paragraphs by a blank line
+    /// (what tesseract's own text output looks like).
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let mut last: Option<(u32, u32)> = None;
+        for line in self.lines() {
+            let (b, p, _) = line[0].line;
+            if let Some(prev) = last {
+                out.push('\n');
+                if prev != (b, p) {
+                    out.push('\n');
+                }
+            }
+            last = Some((b, p));
+            let words: Vec<&str> = line.iter().map(|w| w.text.as_str()).collect();
+            out.push_str(&words.join(" "));
+        }
+        out
+    }
+}
+
+/// An OCR engine: the words, with boxes, of one page image. Implementations must survive
+/// hostile images (run the recogniser where a crash cannot take the worker down).
+pub trait OcrEngine: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The engine can run with the configured languages.
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), OcrError>>;
+    /// The words of the image file at `image`; `dpi` if the caller knows it. An error string
+    /// says what went wrong with this page.
+    fn page<'a>(
+        &'a self,
+        image: &'a Path,
+        dpi: Option<u32>,
+    ) -> futures::future::BoxFuture<'a, Result<OcrPage, String>>;
+}
+
+/// The engine of the settings: tesseract (the `ocrs` engine is not built: its models cannot
+/// be obtained here).
+pub fn engine(config: &Config) -> Box<dyn OcrEngine> {
+    Box::new(Tesseract::from_config(config))
+}
+
+impl OcrEngine for Tesseract {
+    fn name(&self) -> &'static str {
+        "tesseract"
+    }
+
+    fn check(&self) -> futures::future::BoxFuture<'_, Result<(), OcrError>> {
+        Box::pin(Tesseract::check(self))
+    }
+
+    fn page<'a>(
+        &'a self,
+        image: &'a Path,
+        dpi: Option<u32>,
+    ) -> futures::future::BoxFuture<'a, Result<OcrPage, String>> {
+        Box::pin(async move {
+            let mut args = vec!["tsv".to_string()];
+            if let Some(d) = dpi {
+                args.splice(0..0, ["--dpi".to_string(), d.to_string()]);
+            }
+            let tsv = self.run(image, &args).await?;
+            parse_tsv(&tsv)
+        })
+    }
+}
+
+/// Parses tesseract's `tsv` output: level 1 rows give the page size, level 5 rows the words.
+pub fn parse_tsv(tsv: &str) -> Result<OcrPage, String> {
+    let mut page = OcrPage::default();
+    let mut lines = tsv.lines();
+    let header = lines.next().unwrap_or_default();
+    if !header.starts_with("level") {
+        return Err(format!("tesseract gave no TSV (first line {header:?})"));
+    }
+    for row in lines {
+        let f: Vec<&str> = row.split('\t').collect();
+        if f.len() < 12 {
+            continue;
+        }
+        let n = |i: usize| f[i].trim().parse::<u32>().unwrap_or(0);
+        match f[0] {
+            "1" if page.width == 0 => {
+                page.width = n(8);
+                page.height = n(9);
+            }
+            "5" => {
+                let text = f[11..].join("\t").trim().to_string();
+                if text.is_empty() {
+                    continue;
+                }
+                page.words.push(OcrWord {
+                    text,
+                    left: n(6),
+                    top: n(7),
+                    width: n(8),
+                    height: n(9),
+                    line: (n(2), n(3), n(4)),
+                    conf: f[10].trim().parse().unwrap_or(0.0),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(page)
+}
+
 /// How tesseract is called.
-struct Tesseract {
+pub struct Tesseract {
     binary: String,
     language: String,
     timeout: Duration,
 }
 
 impl Tesseract {
-    fn from_config(config: &Config) -> Tesseract {
+    pub fn from_config(config: &Config) -> Tesseract {
         Tesseract {
             binary: "tesseract".into(),
             language: config.ocr_language.clone(),
@@ -246,11 +399,18 @@ impl Tesseract {
 
     /// The text tesseract reads in one image file; an error string names what went wrong.
     async fn read(&self, image: &Path) -> Result<String, String> {
+        self.run(image, &[]).await
+    }
+
+    /// `tesseract IMAGE stdout -l LANG ARGS…` in a child process (a crash or a hang on a
+    /// hostile image ends that process, not the worker), with the timeout; its stdout.
+    async fn run(&self, image: &Path, args: &[String]) -> Result<String, String> {
         let child = Command::new(&self.binary)
             .arg(image)
             .arg("stdout")
             .arg("-l")
             .arg(&self.language)
+            .args(args)
             .env("OMP_THREAD_LIMIT", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -316,6 +476,26 @@ mod tests {
                 "{mode:?} {kind:?} {text:?} tagged={tagged}"
             );
         }
+    }
+
+    #[test]
+    fn tsv_words_lines_and_text() {
+        let tsv = "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext\n\
+1\t1\t0\t0\t0\t0\t0\t0\t2480\t3508\t-1\t\n\
+4\t1\t1\t1\t1\t0\t100\t200\t900\t40\t-1\t\n\
+5\t1\t1\t1\t1\t1\t100\t200\t300\t40\t96.5\tGrüße\n\
+5\t1\t1\t1\t1\t2\t450\t200\t200\t40\t91\taus\n\
+5\t1\t1\t1\t2\t1\t100\t260\t300\t40\t90\tMünchen\n\
+5\t1\t2\t1\t1\t1\t100\t400\t300\t40\t90\tEnde\n\
+5\t1\t2\t1\t1\t2\t500\t400\t300\t40\t-1\t \n";
+        let page = parse_tsv(tsv).unwrap();
+        assert_eq!((page.width, page.height), (2480, 3508));
+        assert_eq!(page.words.len(), 4);
+        assert_eq!(page.words[0].text, "Grüße");
+        assert_eq!(page.words[0].conf, 96.5);
+        assert_eq!(page.lines().len(), 3);
+        assert_eq!(page.text(), "Grüße aus\nMünchen\n\nEnde");
+        assert!(parse_tsv("Error").is_err());
     }
 
     #[test]

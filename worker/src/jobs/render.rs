@@ -102,13 +102,16 @@ fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
 }
 
 /// Renders pages `1..=limit` (every page for `limit` 0) at `dpi`, one at a time, handing each
-/// to `each(index, count, image)`; `each` returns false to stop early. Only one page's pixels
-/// are held at once. Returns the number of pages rendered.
-pub fn render_pages(
+/// to `each(index, count, image, (width_pt, height_pt))`; `each` returns false to stop early.
+/// Only one page's pixels are held at once. A page that would be more than `max_pixels`
+/// (0: no limit) at `dpi` is rendered at the resolution that fits instead. Returns the number
+/// of pages rendered.
+pub fn render_pages_sized(
     pdf: Vec<u8>,
     limit: usize,
     dpi: u32,
-    mut each: impl FnMut(usize, usize, RgbImage) -> Result<bool, String>,
+    max_pixels: u64,
+    mut each: impl FnMut(usize, usize, RgbImage, (f32, f32)) -> Result<bool, String>,
 ) -> Result<usize, String> {
     let pdf = load_pdf(pdf)?;
     let pages = pdf.pages();
@@ -118,14 +121,62 @@ pub fn render_pages(
         pages.len().min(limit)
     };
     for (i, page) in pages.iter().take(count).enumerate() {
-        page_size(page, i + 1)?;
+        let (pw, ph) = page_size(page, i + 1)?;
         // PDF user space is in points: 72 per inch.
-        let image = render_scaled(page, dpi as f32 / 72.0)?;
-        if !each(i, count, image)? {
+        let mut scale = dpi as f32 / 72.0;
+        let pixels = (pw * scale) as f64 * (ph * scale) as f64;
+        if max_pixels > 0 && pixels > max_pixels as f64 {
+            scale *= (max_pixels as f64 / pixels).sqrt() as f32;
+        }
+        let image = render_scaled(page, scale)?;
+        if !each(i, count, image, (pw, ph))? {
             return Ok(i + 1);
         }
     }
     Ok(count)
+}
+
+/// Width and height an image file declares (read from its header, nothing decoded).
+pub fn image_dimensions(kind: FileType, bytes: &[u8]) -> Result<(u32, u32), String> {
+    let mut reader = image::ImageReader::new(Cursor::new(bytes));
+    reader.set_format(image_format(kind));
+    reader
+        .into_dimensions()
+        .map_err(|e| format!("cannot read the {} image: {e}", kind.mime()))
+}
+
+/// [`decode_image`], refusing (before decoding) an image of more than `max_pixels` pixels
+/// (0: no limit), and never allocating more than the limit allows (a decompression bomb whose
+/// header lies fails in the decoder).
+pub fn decode_image_limited(
+    kind: FileType,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<RgbImage, String> {
+    if max_pixels > 0 {
+        let (w, h) = image_dimensions(kind, bytes)?;
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > max_pixels {
+            return Err(format!(
+                "the {} image is {w}×{h} = {pixels} pixels, more than the limit of {max_pixels} \
+                 ({}; 0 disables it)",
+                kind.mime(),
+                paperboy_shared::config::names::OCR_MAX_IMAGE_PIXELS
+            ));
+        }
+    }
+    decode_image(kind, bytes)
+}
+
+fn image_format(kind: FileType) -> ImageFormat {
+    match kind {
+        FileType::Png => ImageFormat::Png,
+        FileType::Jpeg => ImageFormat::Jpeg,
+        FileType::Tiff => ImageFormat::Tiff,
+        FileType::Webp => ImageFormat::WebP,
+        FileType::Gif => ImageFormat::Gif,
+        FileType::Pdf | FileType::Text => unreachable!("not an image type"),
+    }
 }
 
 fn page_size(page: &Page<'_>, number: usize) -> Result<(f32, f32), String> {

@@ -12,6 +12,12 @@
 //! 5. `ocr`: tesseract, for images and for PDFs without a usable text layer, as
 //!    `PAPERBOY_OCR_MODE` says ([`super::ocr`]); pages it fails on are named in the result's
 //!    `ocr_error`, the document is stored anyway,
+//!    then `archive`: when the document gets an archive version
+//!    (`PAPERBOY_ARCHIVE_FILE_GENERATION`, [`super::archive`]) the OCR happens here instead,
+//!    in the same pass that builds the searchable PDF/A (the `ocr` step leaves it), and
+//!    `store` writes the archive file with the original; a document the archiver refuses
+//!    (encrypted, signed) or fails on is stored without one (`archive_error` in the result),
+//!    with the `ocr` step's text,
 //!    then `match`: the matching rules ([`crate::matching`]) on the content: correspondent,
 //!    document type and storage path take the first match (by name), tags take every match
 //!    (with their ancestors), and the inbox tags are added,
@@ -78,6 +84,10 @@ pub struct ConsumeState {
     pub thumbnail: Option<Vec<u8>>,
     /// Why the thumbnail is a placeholder.
     pub thumbnail_error: Option<String>,
+    /// The archive version the `archive` step built (PDF bytes), and why there is none.
+    pub archive: Option<Vec<u8>>,
+    pub archive_wanted: bool,
+    pub archive_error: Option<String>,
     /// Whether tesseract read the file, and what it could not read.
     pub ocr_ran: bool,
     pub ocr_error: Option<String>,
@@ -103,6 +113,9 @@ impl ConsumeState {
             created: None,
             thumbnail: None,
             thumbnail_error: None,
+            archive: None,
+            archive_wanted: false,
+            archive_error: None,
             ocr_ran: false,
             ocr_error: None,
             document_id: None,
@@ -127,6 +140,7 @@ pub const STEPS: &[(&str, Step)] = &[
     ("checksum", checksum),
     ("text", extract_text),
     ("ocr", ocr),
+    ("archive", archive),
     ("match", match_rules),
     ("title", title),
     ("date", created_date),
@@ -182,6 +196,8 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
         "thumbnail_error": st.thumbnail_error,
         "ocr": st.ocr_ran,
         "ocr_error": st.ocr_error,
+        "archive": st.archive_wanted && st.archive_error.is_none(),
+        "archive_error": st.archive_error,
     }))
 }
 
@@ -419,14 +435,85 @@ fn extract_text<'a>(
 
 fn ocr<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
-        let (kind, bytes) = (st.kind(), st.bytes.clone());
-        let tagged = kind == FileType::Pdf && {
-            let bytes = bytes.clone();
-            blocking("reading the PDF catalog", move || {
-                text::pdf_is_tagged(&bytes)
-            })
-            .await?
+        let tagged = is_tagged(st).await?;
+        let born = st.kind() == FileType::Pdf && super::ocr::born_digital(&st.content, tagged);
+        st.archive_wanted =
+            super::archive::should_produce(ctx.config().archive_file_generation, st.kind(), born);
+        if st.archive_wanted {
+            // The `archive` step OCRs while it builds the archive version.
+            return Ok(());
+        }
+        plain_ocr(st, ctx, tagged).await
+    })
+}
+
+async fn is_tagged(st: &ConsumeState) -> Result<bool, JobError> {
+    if st.kind() != FileType::Pdf {
+        return Ok(false);
+    }
+    let bytes = st.bytes.clone();
+    blocking("reading the PDF catalog", move || {
+        text::pdf_is_tagged(&bytes)
+    })
+    .await
+}
+
+/// The archive version, OCR'd in the same pass; on a refusal or failure the document is
+/// stored without one, with the text of a plain OCR run.
+fn archive<'a>(
+    st: &'a mut ConsumeState,
+    ctx: &'a JobContext,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        if !st.archive_wanted {
+            return Ok(());
+        }
+        let tagged = is_tagged(st).await?;
+        let meta = super::archive::pdf::Meta {
+            title: title_from_filename(&st.args.original_filename),
+            created: Utc::now(),
         };
+        let config = ctx.config();
+        let built = super::archive::build(
+            config,
+            st.kind(),
+            st.bytes.clone(),
+            &st.content,
+            tagged,
+            meta,
+        )
+        .await;
+        let why = match built {
+            Ok(super::archive::Outcome::Built(b)) => {
+                st.ocr_ran = b.ocr_ran;
+                if !b.problems.is_empty() {
+                    st.ocr_error = Some(b.problems.join("; "));
+                }
+                if let Some(text) = b.text {
+                    st.content = text;
+                }
+                st.archive = Some(b.pdf);
+                return Ok(());
+            }
+            Ok(super::archive::Outcome::NotNeeded(why))
+            | Ok(super::archive::Outcome::Refused(why)) => why,
+            Err(JobError::Transient(e)) => return Err(JobError::Transient(e)),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(reason = %why, "no archive version for {}", st.args.original_filename);
+        st.archive_error = Some(why.clone());
+        plain_ocr(st, ctx, tagged).await.map_err(|e| match e {
+            JobError::Permanent(m) => {
+                JobError::Permanent(format!("{m} (no archive version: {why})"))
+            }
+            other => other,
+        })
+    })
+}
+
+async fn plain_ocr(st: &mut ConsumeState, ctx: &JobContext, tagged: bool) -> Result<(), JobError> {
+    {
+        let (kind, bytes) = (st.kind(), st.bytes.clone());
         let outcome = super::ocr::run(ctx.config(), kind, bytes, &st.content, tagged)
             .await
             .map_err(|e| JobError::Permanent(format!("{}: {e}", st.args.original_filename)))?;
@@ -438,7 +525,7 @@ fn ocr<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Resul
         st.ocr_ran = outcome.ran;
         st.content = outcome.text;
         Ok(())
-    })
+    }
 }
 
 fn match_rules<'a>(
@@ -601,28 +688,50 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
         // Files first (atomically), then the row points at them, then commit; on any failure
         // before the commit the files go again.
         let marker = marker_path(&st.staged_path);
+        let archive = st.archive.take();
+        let archive_checksum = archive
+            .as_ref()
+            .map(|pdf| hex::encode(Sha256::digest(&pdf[..])));
         let written = {
             let (media, bytes) = (media.clone(), st.bytes.clone());
             let marker = marker.clone();
             blocking("writing the files", move || {
                 let filename =
                     write_files(&media, id, namer.as_ref(), &default_name, &bytes, &thumb)?;
+                let archive_name = match &archive {
+                    Some(pdf) => Some(
+                        super::archive::write_archive_file(&media, &filename, None, pdf)
+                            .inspect_err(|_| remove_files(&media, id, &filename))?,
+                    ),
+                    None => None,
+                };
+                let remove_all = |media: &Media| {
+                    remove_files(media, id, &filename);
+                    if let Some(a) = &archive_name {
+                        let _ = media.remove(Folder::Archive, a);
+                    }
+                };
                 // Names the document for a re-run of this job after a crash past the commit.
                 media::write_atomic(&marker, id.to_string().as_bytes())
-                    .inspect_err(|_| {
-                        remove_files(&media, id, &filename);
-                    })
-                    .map(|()| filename)
+                    .inspect_err(|_| remove_all(&media))
+                    .map(|()| (filename.clone(), archive_name.clone()))
             })
             .await?
         };
-        let filename = match &written {
-            Ok(name) => name.clone(),
-            Err(_) => String::new(),
+        let (filename, archive_name) = match &written {
+            Ok((name, archive)) => (name.clone(), archive.clone()),
+            Err(_) => (String::new(), None),
         };
         let result = async {
-            let filename = written.map_err(classified)?;
-            documents::set_files(&mut tx, id, Some(&filename), None, None).await?;
+            let (filename, archive_name) = written.map_err(classified)?;
+            documents::set_files(
+                &mut tx,
+                id,
+                Some(&filename),
+                archive_name.as_deref(),
+                archive_checksum.as_deref(),
+            )
+            .await?;
             tx.commit().await.map_err(DbError::from)?;
             Ok::<(), JobError>(())
         }
@@ -631,6 +740,9 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
             // The transaction (if not committed) rolls back when dropped; the files go now.
             if !filename.is_empty() {
                 remove_files(&media, id, &filename);
+            }
+            if let Some(a) = &archive_name {
+                let _ = media.remove(Folder::Archive, a);
             }
             let _ = media::remove_file(&marker);
             return Err(e);
@@ -765,6 +877,7 @@ mod tests {
                 "checksum",
                 "text",
                 "ocr",
+                "archive",
                 "match",
                 "title",
                 "date",
