@@ -108,6 +108,14 @@ settings! {
         "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
+    EMAIL_TASK_CRON = ("PAPERBOY_EMAIL_TASK_CRON", Some("PAPERLESS_EMAIL_TASK_CRON"), "*/10 * * * *",
+        "Schedule of the mail fetch over every account (cron; `disable`). paperless-ngx's default: every 10 minutes.");
+    MAIL_TIMEOUT_SECS = ("PAPERBOY_MAIL_TIMEOUT_SECS", None, "60",
+        "Longest an IMAP connect, login or single command may take before the fetch gives up on the account (and retries later).");
+    MAIL_CONSUME_WAIT_SECS = ("PAPERBOY_MAIL_CONSUME_WAIT_SECS", None, "1800",
+        "How long a mail fetch waits for the consume jobs of its messages before it ends (retried later, the messages stay queued, nothing is queued twice).");
+    EMAIL_CERTIFICATE_LOCATION = ("PAPERBOY_EMAIL_CERTIFICATE_LOCATION", Some("PAPERLESS_EMAIL_CERTIFICATE_LOCATION"), "",
+        "PEM file of extra CA certificates trusted for IMAP over TLS (besides the built-in web roots), e.g. a company CA or a self-signed server.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -262,6 +270,12 @@ pub struct Config {
     pub ocr_pages: u32,
     pub ocr_dpi: u32,
     pub ocr_timeout: Duration,
+    /// IMAP connect/login/command timeout.
+    pub mail_timeout: Duration,
+    /// How long a fetch waits for its consume jobs.
+    pub mail_consume_wait: Duration,
+    /// Extra CA certificates (PEM) for IMAP over TLS.
+    pub email_certificate_location: Option<PathBuf>,
     /// Things that are accepted but worth telling the operator (legacy values, …); the worker logs
     /// them at start.
     pub warnings: Vec<String>,
@@ -275,7 +289,11 @@ pub struct Config {
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
 /// them; an entry per periodic job kind).
-pub const SCHEDULE_SETTINGS: &[&str] = &[names::PING_CRON, names::SANITY_TASK_CRON];
+pub const SCHEDULE_SETTINGS: &[&str] = &[
+    names::PING_CRON,
+    names::SANITY_TASK_CRON,
+    names::EMAIL_TASK_CRON,
+];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,6 +420,11 @@ impl Config {
             ocr_pages: parse(env, OCR_PAGES)?,
             ocr_dpi,
             ocr_timeout: Duration::from_secs(parse::<u64>(env, OCR_TIMEOUT_SECS)?.max(1)),
+            mail_timeout: Duration::from_secs(parse::<u64>(env, MAIL_TIMEOUT_SECS)?.max(1)),
+            mail_consume_wait: Duration::from_secs(parse::<u64>(env, MAIL_CONSUME_WAIT_SECS)?),
+            email_certificate_location: Some(lookup(env, EMAIL_CERTIFICATE_LOCATION)?)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             warnings,
             filename_format: Some(lookup(env, FILENAME_FORMAT)?).filter(|s| !s.is_empty()),
             filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,

@@ -59,6 +59,12 @@ pub enum Job {
     Export(ExportArgs),
     /// Import a paperless-ngx / paperboy export (folder or zip) into the archive.
     Import(ImportArgs),
+    /// Fetch mail (`mail_fetcher`): one account, or (none) every account, which fans out one
+    /// unique job per account. Passwords stay in the database, never in the arguments.
+    MailFetch {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<i64>,
+    },
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -144,7 +150,7 @@ impl RetagArgs {
 
 /// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
 /// staging area on shared storage, so any worker can read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConsumeArgs {
     /// Path of the staged file, relative to `DATA_DIR/staging`.
     pub staged: String,
@@ -157,6 +163,18 @@ pub struct ConsumeArgs {
     /// failed folder there when consuming fails permanently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The title to give the document instead of the file name's stem (mail rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The correspondent to assign (mail rules); wins over the matching rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correspondent: Option<i64>,
+    /// The document type to assign (mail rules); wins over the matching rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_type: Option<i64>,
+    /// The owner to give the document (mail rules with `assign_owner_from_rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<i64>,
 }
 
 /// The kind of a job, without its arguments: queue routing, metrics labels, policy.
@@ -174,6 +192,7 @@ pub enum JobKind {
     RetaggerBatch,
     Export,
     Import,
+    MailFetch,
 }
 
 /// How a kind is retried and scheduled.
@@ -212,6 +231,7 @@ impl JobKind {
         JobKind::RetaggerBatch,
         JobKind::Export,
         JobKind::Import,
+        JobKind::MailFetch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -227,6 +247,7 @@ impl JobKind {
             JobKind::RetaggerBatch => "retagger_batch",
             JobKind::Export => "export",
             JobKind::Import => "import",
+            JobKind::MailFetch => "mail_fetch",
         }
     }
 
@@ -237,7 +258,10 @@ impl JobKind {
     /// The queue this kind runs on. One queue per kind, so workers can pick kinds with
     /// `--queues` and heavy kinds never starve light ones.
     pub fn queue(self) -> &'static str {
-        self.name()
+        match self {
+            JobKind::MailFetch => "mail",
+            _ => self.name(),
+        }
     }
 
     pub fn policy(self) -> Policy {
@@ -273,6 +297,14 @@ impl JobKind {
                 max_starts: 2,
                 ..DEFAULT_POLICY
             },
+            // A fetch resumes from its rows (queued messages are waited for, not queued
+            // again), so retries are cheap; the next scheduled run also picks up where it ended.
+            JobKind::MailFetch => Policy {
+                max_attempts: 5,
+                backoff_base: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(300),
+                ..DEFAULT_POLICY
+            },
         }
     }
 }
@@ -298,6 +330,7 @@ impl Job {
             Job::RetaggerBatch { .. } => JobKind::RetaggerBatch,
             Job::Export(_) => JobKind::Export,
             Job::Import(_) => JobKind::Import,
+            Job::MailFetch { .. } => JobKind::MailFetch,
         }
     }
 
@@ -327,6 +360,9 @@ impl Job {
             Job::Export(a) => Some(format!("export:{}", a.target)),
             // One import at a time into an archive.
             Job::Import(_) => Some("import".into()),
+            // Never two fetches of one account at once; one fan-out at a time.
+            Job::MailFetch { account: Some(a) } => Some(format!("mail_fetch:{a}")),
+            Job::MailFetch { account: None } => Some("mail_fetch:all".into()),
         }
     }
 

@@ -65,6 +65,7 @@ fn job_of(setting: &str) -> Option<(&'static str, Job)> {
             },
         )),
         names::SANITY_TASK_CRON => Some(("sanity_check", Job::SanityCheck {})),
+        names::EMAIL_TASK_CRON => Some(("mail_fetch", Job::MailFetch { account: None })),
         _ => None,
     }
 }
@@ -294,7 +295,7 @@ mod tests {
         let defaults: Vec<&str> = entries(&config).unwrap().iter().map(|e| e.name).collect();
         assert_eq!(
             defaults,
-            ["sanity_check"],
+            ["sanity_check", "mail_fetch"],
             "paperless's periodic jobs on by default, the ping canary off"
         );
         config.schedules = vec![(names::PING_CRON, "*/5 * * * * *".into())];

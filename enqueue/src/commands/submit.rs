@@ -55,6 +55,7 @@ pub async fn consume(
             original_filename: staged.original_filename.clone(),
             tags: Vec::new(),
             source: None,
+            ..Default::default()
         });
         match queue.enqueue(&job).await {
             Ok(enqueued) => done.push(Submitted {
@@ -197,8 +198,8 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 files::print_decrypt_result(out, res)?;
             }
         }
-        // What was exported / imported, counts per model.
-        JobKind::Export | JobKind::Import => {
+        // What was exported / imported, counts per model; what a mail fetch did.
+        JobKind::Export | JobKind::Import | JobKind::MailFetch => {
             if let Some(v) = &r.result {
                 out.note(v.to_string())?;
             }

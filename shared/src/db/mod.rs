@@ -18,6 +18,7 @@ use crate::error::{Classify, ErrorClass};
 pub mod documents;
 pub mod extras;
 pub mod files;
+pub mod mail;
 pub mod migrate;
 pub mod models;
 pub mod objects;

@@ -8,6 +8,7 @@
 
 pub mod consume;
 pub mod decrypt;
+pub mod mail;
 pub mod ocr;
 pub mod ping;
 pub mod renamer;
@@ -169,5 +170,6 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
         Job::RetaggerBatch { args, ids } => retagger::run_batch(args, ids, ctx).await,
         Job::Export(args) => transfer::export::run(args, ctx).await,
         Job::Import(args) => transfer::import::run(args, ctx).await,
+        Job::MailFetch { account } => mail::run(account, ctx).await,
     }
 }
