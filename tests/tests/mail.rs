@@ -91,8 +91,9 @@ impl World {
     }
 
     async fn rule(&self, account: i64, name: &str, f: impl FnOnce(&mut NewMailRule)) -> i64 {
+        // Rule names are unique among ownerless rules.
         let mut r = NewMailRule {
-            name: name.into(),
+            name: format!("{name}-{account}"),
             account_id: account,
             maximum_age: 0,
             ..Default::default()

@@ -366,6 +366,74 @@ impl Imap {
         })
     }
 
+    /// Runs one command and reads up to its tagged answer; `Err` unless that answer is OK.
+    /// (async-imap 0.12's `uid_search` / `uid_store` end at the tagged answer without looking
+    /// at it, so a server's NO or BAD — e.g. `NO [BADCHARSET]` — would read as "nothing".)
+    /// `on` sees every untagged response.
+    async fn command(
+        &mut self,
+        what: String,
+        cmd: String,
+        mut on: impl FnMut(&async_imap::imap_proto::Response<'_>) + Send,
+    ) -> Result<(), MailError> {
+        use async_imap::error::Error as E;
+        use async_imap::imap_proto::{Response, Status};
+        let t = self.timeout;
+        let session = &mut self.session;
+        within(
+            t,
+            what,
+            async move {
+                let tag = session.run_command(&cmd).await?;
+                loop {
+                    let Some(resp) = session.read_response().await? else {
+                        return Err(E::ConnectionLost);
+                    };
+                    if let Response::Done {
+                        tag: done,
+                        status,
+                        outcome,
+                    } = resp.parsed()
+                        && *done == tag
+                    {
+                        let info = outcome
+                            .information
+                            .as_deref()
+                            .unwrap_or_default()
+                            .to_string();
+                        let code = outcome
+                            .code
+                            .as_ref()
+                            .map(|c| format!("[{c:?}] "))
+                            .unwrap_or_default();
+                        return match status {
+                            Status::Ok => Ok(()),
+                            Status::No => Err(E::No(format!("{code}{info}"))),
+                            _ => Err(E::Bad(format!("{code}{info}"))),
+                        };
+                    }
+                    on(resp.parsed());
+                }
+            },
+            imap_err,
+        )
+        .await
+    }
+
+    async fn search_once(&mut self, query: String) -> Result<Vec<u32>, MailError> {
+        use async_imap::imap_proto::{MailboxDatum, Response};
+        let mut uids: Vec<u32> = Vec::new();
+        self.command("UID SEARCH".into(), format!("UID SEARCH {query}"), |r| {
+            if let Response::MailboxData(MailboxDatum::Search(ids)) = r {
+                uids.extend(ids.iter().copied());
+            }
+        })
+        .await?;
+        uids.sort_unstable();
+        uids.dedup();
+        Ok(uids)
+    }
+
     /// Bytes received from the server so far.
     pub fn bytes_read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
@@ -435,15 +503,13 @@ impl Imap {
     /// `UID SEARCH [CHARSET cs] <query>`, ascending. A server that refuses the CHARSET (e.g.
     /// Exchange's `NO [BADCHARSET]`) is asked again without it, and from then on without it.
     pub async fn uid_search(&mut self, charset: &str, query: &str) -> Result<Vec<u32>, MailError> {
-        let t = self.timeout;
         let charset_ok = !charset.is_empty()
             && charset
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         if !self.no_charset && charset_ok {
-            let q = format!("CHARSET {charset} {query}");
-            match within(t, "UID SEARCH", self.session.uid_search(&q), imap_err).await {
-                Ok(set) => return Ok(sorted(set)),
+            match self.search_once(format!("CHARSET {charset} {query}")).await {
+                Ok(uids) => return Ok(uids),
                 Err(MailError::Imap {
                     source: async_imap::error::Error::No(m) | async_imap::error::Error::Bad(m),
                     ..
@@ -458,8 +524,7 @@ impl Imap {
                 Err(e) => return Err(e),
             }
         }
-        let set = within(t, "UID SEARCH", self.session.uid_search(query), imap_err).await?;
-        Ok(sorted(set))
+        self.search_once(query.to_string()).await
     }
 
     /// The full messages (`BODY.PEEK[]`: never sets \Seen) of some UIDs, with their UIDs.
@@ -491,51 +556,21 @@ impl Imap {
         .await
     }
 
-    /// `UID STORE <uid> <op> (<flags>)`.
+    /// `UID STORE <uid> <op>.SILENT (<flags>)`, its answer checked.
     pub async fn store(&mut self, uid: u32, op: &str, flags: &str) -> Result<(), MailError> {
-        let t = self.timeout;
-        let session = &mut self.session;
-        let q = format!("{op}.SILENT ({flags})");
-        within(
-            t,
-            format!("UID STORE {uid} {q}"),
-            async move {
-                let _: Vec<_> = session
-                    .uid_store(uid.to_string(), &q)
-                    .await?
-                    .try_collect()
-                    .await?;
-                Ok::<_, async_imap::error::Error>(())
-            },
-            imap_err,
-        )
-        .await
+        let cmd = format!("UID STORE {uid} {op}.SILENT ({flags})");
+        self.command(cmd.clone(), cmd, |_| {}).await
     }
 
     /// Deletes a message: `\Deleted`, then `UID EXPUNGE` (UIDPLUS) or `EXPUNGE`.
     pub async fn delete(&mut self, uid: u32) -> Result<(), MailError> {
         self.store(uid, "+FLAGS", "\\Deleted").await?;
-        let t = self.timeout;
-        let uidplus = self.has_capability("UIDPLUS");
-        let session = &mut self.session;
-        within(
-            t,
-            "EXPUNGE",
-            async move {
-                if uidplus {
-                    let _: Vec<_> = session
-                        .uid_expunge(uid.to_string())
-                        .await?
-                        .try_collect()
-                        .await?;
-                } else {
-                    let _: Vec<_> = session.expunge().await?.try_collect().await?;
-                }
-                Ok::<_, async_imap::error::Error>(())
-            },
-            imap_err,
-        )
-        .await
+        let cmd = if self.has_capability("UIDPLUS") {
+            format!("UID EXPUNGE {uid}")
+        } else {
+            "EXPUNGE".to_string()
+        };
+        self.command(cmd.clone(), cmd, |_| {}).await
     }
 
     /// Moves a message: `UID MOVE` (RFC 6851), else copy and delete.
@@ -564,12 +599,6 @@ impl Imap {
         let t = self.timeout.min(Duration::from_secs(5));
         let _ = tokio::time::timeout(t, self.session.logout()).await;
     }
-}
-
-fn sorted(set: std::collections::HashSet<u32>) -> Vec<u32> {
-    let mut v: Vec<u32> = set.into_iter().collect();
-    v.sort_unstable();
-    v
 }
 
 /// `1,2,3` → `1:3`; runs collapsed.

@@ -264,7 +264,11 @@ async fn run_rule(
         let by_uid: HashMap<u32, Vec<u8>> = bodies.into_iter().collect();
         for uid in batch {
             let Some(raw) = by_uid.get(uid) else {
-                // Gone meanwhile (expunged by another client).
+                // Not returned: expunged meanwhile (then the next search does not find it
+                // again) or refused; either way the cursor stays below it.
+                if first_retry.is_none() {
+                    first_retry = Some(*uid);
+                }
                 continue;
             };
             match take_message(account, rule, validity, *uid, raw, ctx).await {
