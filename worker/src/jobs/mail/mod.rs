@@ -1,7 +1,8 @@
 //! `mail_fetch`: fetch mail and consume what the rules take (paperless-ngx `mail_fetcher`).
 //!
 //! `account: None` fans out one unique job per account (`mail_fetch:<id>`: never two fetches
-//! of one account at once) and returns. One account's job:
+//! of one account at once) and waits for them; it fails (naming the accounts) if any failed.
+//! One account's job:
 //!
 //! 1. connect and log in ([`imap`]), rules in `order`; per rule and folder generation
 //!    (UIDVALIDITY) a cursor (`mail_rule_cursors`) holds the highest UID the rule has looked at,
@@ -92,16 +93,44 @@ pub async fn run(account: Option<i64>, ctx: &JobContext) -> Result<serde_json::V
 
 async fn fan_out(ctx: &JobContext) -> Result<serde_json::Value, JobError> {
     let accounts = dbmail::accounts::list(ctx.db()).await?;
-    let mut jobs = Vec::new();
+    let mut ids = Vec::new();
     for a in &accounts {
         let e = ctx
             .enqueue(&Job::MailFetch {
                 account: Some(a.id),
             })
             .await?;
-        jobs.push(json!({"account": a.id, "job": e.id()}));
+        ids.push(e.id().to_string());
     }
     tracing::info!(accounts = accounts.len(), "mail fetch fanned out");
+    // Wait for every account (each job bounds itself: timeouts, the consume wait), so
+    // `paperboy mail-fetch --wait` tells whether the fetch worked, and a slow run makes the
+    // next scheduled one skip (unique) instead of piling up.
+    let mut jobs = Vec::new();
+    let mut failed = Vec::new();
+    for (i, a) in accounts.iter().enumerate() {
+        ctx.progress(
+            i as u64,
+            accounts.len() as u64,
+            format!("account {}", a.name),
+        );
+        let state = match ctx.wait_child(&ids, i).await? {
+            Ok(_) => "succeeded".to_string(),
+            Err(why) => {
+                failed.push(format!("{} (#{}): {why}", a.name, a.id));
+                why
+            }
+        };
+        jobs.push(json!({"account": a.id, "job": ids[i], "end": state}));
+    }
+    if !failed.is_empty() {
+        return Err(JobError::Permanent(format!(
+            "mail fetch failed for {} of {} account(s): {}",
+            failed.len(),
+            accounts.len(),
+            failed.join("; ")
+        )));
+    }
     Ok(json!({ "accounts": accounts.len(), "jobs": jobs }))
 }
 
@@ -388,7 +417,7 @@ async fn take_message(
     let received = msg
         .date()
         .map(|d| d.to_rfc3339())
-        .unwrap_or_else(|| paperboy_shared::db::now_rfc3339());
+        .unwrap_or_else(paperboy_shared::db::now_rfc3339);
     let Some(row) = messages::claim(
         db,
         account.id,

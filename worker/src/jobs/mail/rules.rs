@@ -32,6 +32,9 @@ pub enum ClientFilter {
     Body(String),
 }
 
+/// A SEARCH key, the rule's value for it, and its client-side form.
+type TextFilter<'a> = (&'static str, &'a Option<String>, fn(String) -> ClientFilter);
+
 /// The search of a rule: the server-side part (after `UID n:*`) and the client-side rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Search {
@@ -97,7 +100,7 @@ pub fn search(rule: &MailRule, today: NaiveDate) -> Result<Search, String> {
         let since = today - chrono::Duration::days(rule.maximum_age);
         parts.push(format!("SINCE {}", imap_date(since)));
     }
-    let filters: [(&str, &Option<String>, fn(String) -> ClientFilter); 4] = [
+    let filters: [TextFilter<'_>; 4] = [
         ("FROM", &rule.filter_from, ClientFilter::From),
         ("TO", &rule.filter_to, ClientFilter::To),
         ("SUBJECT", &rule.filter_subject, ClientFilter::Subject),
