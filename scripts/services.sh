@@ -63,5 +63,6 @@ ensure_postgres() {
 }
 
 ensure_tools() {
-  apt_install tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu poppler-utils qpdf gnupg pkg-config chromium
+  apt_install tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu poppler-utils qpdf gnupg pkg-config chromium \
+    dovecot-imapd openssl
 }

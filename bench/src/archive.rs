@@ -188,6 +188,7 @@ pub async fn run(args: Args) -> Result<()> {
                 original_filename: staged.original_filename,
                 tags: vec![],
                 source: None,
+                ..Default::default()
             });
             let id = queue.enqueue(&job).await?.id().to_string();
             let r = wait(&queue, &id).await?;

@@ -280,6 +280,7 @@ pub async fn run(args: Args) -> Result<()> {
                 original_filename: staged.original_filename,
                 tags: vec![],
                 source: None,
+                ..Default::default()
             }));
         }
         let start = Instant::now();

@@ -125,6 +125,250 @@ pub enum Command {
     Documents(DocumentsCmd),
     /// Every setting with its current value (secrets hidden)
     Settings(SettingsCmd),
+    /// Fetch mail: every account (one job each) or --account ID, consumed as the rules say
+    #[command(visible_alias = "mail_fetcher")]
+    MailFetch(MailFetchCmd),
+    /// Mail accounts, rules and the messages the fetcher took (in the database)
+    #[command(subcommand)]
+    Mail(MailCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct MailFetchCmd {
+    /// Only this account (default: every account, one job per account)
+    #[arg(long, value_name = "ID")]
+    pub account: Option<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCmd {
+    /// Mail accounts (IMAP servers and logins)
+    #[command(subcommand)]
+    Accounts(MailAccountsCmd),
+    /// Mail rules (what to take from an account's folder, and what to do with it)
+    #[command(subcommand)]
+    Rules(MailRulesCmd),
+    /// Messages the fetcher took (queued, done, failed), and retrying failed ones
+    #[command(subcommand)]
+    Messages(MailMessagesCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailAccountsCmd {
+    /// Add an account. The password comes from --password-file, --password-env or
+    /// --password-stdin (never a command-line argument, never printed)
+    Add(MailAccountAddCmd),
+    /// Every account (passwords never shown)
+    List,
+    /// Remove an account, its rules and its fetch state
+    Remove(MailIdArg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Security {
+    /// Plain IMAP (code 1)
+    None,
+    /// Implicit TLS (code 2, the default; port 993)
+    Ssl,
+    /// STARTTLS (code 3; port 143)
+    Starttls,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("password").required(true).args(["password_file", "password_env", "password_stdin"]))]
+pub struct MailAccountAddCmd {
+    /// Unique name
+    #[arg(long)]
+    pub name: String,
+    /// IMAP server host name
+    #[arg(long, value_name = "HOST")]
+    pub server: String,
+    /// Port (default: 993 for ssl, 143 otherwise)
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long, value_enum, default_value_t = Security::Ssl)]
+    pub security: Security,
+    #[arg(long)]
+    pub username: String,
+    /// Read the password from this file (first line)
+    #[arg(long, value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+    /// Read the password from this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// Read the password from the first line of standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password is an OAuth access token (SASL XOAUTH2)
+    #[arg(long)]
+    pub token: bool,
+    /// CHARSET of IMAP searches
+    #[arg(long, default_value = "UTF-8")]
+    pub character_set: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MailIdArg {
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailRulesCmd {
+    /// Add a rule (defaults as paperless-ngx: INBOX, 30 days, attachments, mark read, title
+    /// from the subject)
+    Add(Box<MailRuleAddCmd>),
+    /// Every rule, in the order they run per account
+    List,
+    /// Remove a rule (the messages it took stay recorded)
+    Remove(MailIdArg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttachmentTypeArg {
+    /// Parts with Content-Disposition `attachment` only (1)
+    Attachments,
+    /// Inline parts too (2)
+    Everything,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScopeArg {
+    /// The attachments (1)
+    Attachments,
+    /// The whole message as one .eml document (2)
+    Eml,
+    /// The .eml and the attachments (3)
+    Everything,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
+    /// Delete the message (1)
+    Delete,
+    /// Move it to --action-parameter (2)
+    Move,
+    /// Mark it read (3, the default)
+    Read,
+    /// Flag it (4)
+    Flag,
+    /// Add the keyword --action-parameter (5; `apple:<color>` for Apple Mail colours)
+    Tag,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TitleFromArg {
+    /// The subject (1)
+    Subject,
+    /// The attachment's file name without extension (2)
+    Filename,
+    /// None: the consumer's default (the file name's stem) (3)
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CorrespondentFromArg {
+    /// No correspondent (1)
+    Nothing,
+    /// The sender's address (2)
+    Email,
+    /// The sender's display name, else the address (3)
+    Name,
+    /// --correspondent ID (4)
+    Custom,
+}
+
+#[derive(Debug, Args)]
+pub struct MailRuleAddCmd {
+    #[arg(long)]
+    pub name: String,
+    /// The account's id
+    #[arg(long, value_name = "ID")]
+    pub account: i64,
+    /// Rules run in ascending order
+    #[arg(long, default_value_t = 0)]
+    pub order: i64,
+    /// Add it disabled
+    #[arg(long)]
+    pub disabled: bool,
+    #[arg(long, default_value = "INBOX")]
+    pub folder: String,
+    /// Server-side filters (IMAP SEARCH, case-insensitive substrings)
+    #[arg(long, value_name = "TEXT")]
+    pub from: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub to: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// Comma-separated globs the attachment file name must match (case-insensitive)
+    #[arg(long, value_name = "GLOBS")]
+    pub include: Option<String>,
+    /// Comma-separated globs of attachment file names to leave out
+    #[arg(long, value_name = "GLOBS")]
+    pub exclude: Option<String>,
+    /// Only messages of the last N days (0: no limit)
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub maximum_age: i64,
+    #[arg(long, value_enum, default_value_t = AttachmentTypeArg::Attachments)]
+    pub attachment_type: AttachmentTypeArg,
+    #[arg(long, value_enum, default_value_t = ScopeArg::Attachments)]
+    pub scope: ScopeArg,
+    /// PDF layout of a rendered .eml (0..4, stored for paperless compatibility)
+    #[arg(long, default_value_t = 0)]
+    pub pdf_layout: i64,
+    #[arg(long, value_enum, default_value_t = ActionArg::Read)]
+    pub action: ActionArg,
+    /// Target folder (move) or keyword (tag)
+    #[arg(long, value_name = "VALUE")]
+    pub action_parameter: Option<String>,
+    #[arg(long, value_enum, default_value_t = TitleFromArg::Subject)]
+    pub title_from: TitleFromArg,
+    /// Tag ids to assign (repeat the flag)
+    #[arg(long = "tag", value_name = "ID")]
+    pub tags: Vec<i64>,
+    /// Document type id to assign
+    #[arg(long, value_name = "ID")]
+    pub document_type: Option<i64>,
+    #[arg(long, value_enum, default_value_t = CorrespondentFromArg::Nothing)]
+    pub correspondent_from: CorrespondentFromArg,
+    /// Correspondent id (with --correspondent-from custom)
+    #[arg(long, value_name = "ID")]
+    pub correspondent: Option<i64>,
+    /// Do not give the documents the rule's owner
+    #[arg(long)]
+    pub no_owner_from_rule: bool,
+    /// When this rule took something from a message run, the later rules do not run
+    #[arg(long)]
+    pub stop_processing: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailMessagesCmd {
+    /// Messages the fetcher took, newest first
+    List(MailMessagesListCmd),
+    /// Forget a failed message, so the next fetch takes it again
+    Retry(MailIdArg),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MessageStateArg {
+    Queued,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Args)]
+pub struct MailMessagesListCmd {
+    #[arg(long, value_name = "ID")]
+    pub account: Option<i64>,
+    #[arg(long, value_enum)]
+    pub state: Option<MessageStateArg>,
+    #[command(flatten)]
+    pub limit: LimitArg,
 }
 
 #[derive(Debug, Subcommand)]

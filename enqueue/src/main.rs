@@ -16,8 +16,11 @@ use paperboy_shared::config::{Config, ProcessEnv};
 use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 
-use cli::{Cli, Command, DocumentsCmd, FailMode, IndexCmd, JobsCmd, WaitArgs};
-use commands::{documents, jobs, retagger, search, settings, status, submit, transfer};
+use cli::{
+    Cli, Command, DocumentsCmd, FailMode, IndexCmd, JobsCmd, MailAccountsCmd, MailCmd,
+    MailMessagesCmd, MailRulesCmd, WaitArgs,
+};
+use commands::{documents, jobs, mail, retagger, search, settings, status, submit, transfer};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -251,6 +254,32 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
             let result = match d {
                 DocumentsCmd::List(l) => documents::list(&db, out, l.after, l.limit.limit).await,
                 DocumentsCmd::Show(s) => documents::show(&db, out, s.id).await,
+            };
+            db.close().await;
+            result?;
+            Ok(code::DONE)
+        }
+        Command::MailFetch(m) => {
+            submit_one(config, out, Job::MailFetch { account: m.account }, &m.wait).await
+        }
+        Command::Mail(m) => {
+            // Database only, like `documents`; the fetch itself is `mail-fetch`.
+            let db = documents::open(config).await?;
+            let result = match m {
+                MailCmd::Accounts(MailAccountsCmd::Add(a)) => mail::add_account(&db, out, &a).await,
+                MailCmd::Accounts(MailAccountsCmd::List) => mail::list_accounts(&db, out).await,
+                MailCmd::Accounts(MailAccountsCmd::Remove(r)) => {
+                    mail::remove_account(&db, out, r.id).await
+                }
+                MailCmd::Rules(MailRulesCmd::Add(r)) => mail::add_rule(&db, out, &r).await,
+                MailCmd::Rules(MailRulesCmd::List) => mail::list_rules(&db, out).await,
+                MailCmd::Rules(MailRulesCmd::Remove(r)) => mail::remove_rule(&db, out, r.id).await,
+                MailCmd::Messages(MailMessagesCmd::List(l)) => {
+                    mail::list_messages(&db, out, l.account, l.state, l.limit.limit).await
+                }
+                MailCmd::Messages(MailMessagesCmd::Retry(r)) => {
+                    mail::retry_message(&db, out, r.id).await
+                }
             };
             db.close().await;
             result?;

@@ -126,6 +126,14 @@ settings! {
         "Key that signs the classifier's model file (HMAC-SHA256); empty: a random key kept in DATA_DIR/classifier.key.");
     SEARCH_LANGUAGE = ("PAPERBOY_SEARCH_LANGUAGE", Some("PAPERLESS_SEARCH_LANGUAGE"), "",
         "Stemming language of the full-text index (ISO 639-1 code or English name: ar da nl en fi fr de el hu it no pt ro ru es sv ta tr); empty: from the first OCR language, none if unsupported. A change makes `index reindex --if-needed` rebuild.");
+    EMAIL_TASK_CRON = ("PAPERBOY_EMAIL_TASK_CRON", Some("PAPERLESS_EMAIL_TASK_CRON"), "*/10 * * * *",
+        "Schedule of the mail fetch over every account (cron; `disable`). paperless-ngx's default: every 10 minutes.");
+    MAIL_TIMEOUT_SECS = ("PAPERBOY_MAIL_TIMEOUT_SECS", None, "60",
+        "Longest an IMAP connect, login or single command may take before the fetch gives up on the account (and retries later).");
+    MAIL_CONSUME_WAIT_SECS = ("PAPERBOY_MAIL_CONSUME_WAIT_SECS", None, "1800",
+        "How long a mail fetch waits for the consume jobs of its messages before it ends (retried later, the messages stay queued, nothing is queued twice).");
+    EMAIL_CERTIFICATE_LOCATION = ("PAPERBOY_EMAIL_CERTIFICATE_LOCATION", Some("PAPERLESS_EMAIL_CERTIFICATE_LOCATION"), "",
+        "PEM file of extra CA certificates trusted for IMAP over TLS (besides the built-in web roots), e.g. a company CA or a self-signed server.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -287,6 +295,12 @@ pub struct Config {
     pub ocr_max_image_pixels: u64,
     /// 0: no limit.
     pub archive_max_pages: u32,
+    /// IMAP connect/login/command timeout.
+    pub mail_timeout: Duration,
+    /// How long a fetch waits for its consume jobs.
+    pub mail_consume_wait: Duration,
+    /// Extra CA certificates (PEM) for IMAP over TLS.
+    pub email_certificate_location: Option<PathBuf>,
     /// Things that are accepted but worth telling the operator (legacy values, …); the worker logs
     /// them at start.
     pub warnings: Vec<String>,
@@ -311,6 +325,7 @@ pub const SCHEDULE_SETTINGS: &[&str] = &[
     names::PING_CRON,
     names::SANITY_TASK_CRON,
     names::TRAIN_TASK_CRON,
+    names::EMAIL_TASK_CRON,
 ];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
@@ -543,6 +558,11 @@ impl Config {
             ocr_pages: parse(env, OCR_PAGES)?,
             ocr_dpi,
             ocr_timeout: Duration::from_secs(parse::<u64>(env, OCR_TIMEOUT_SECS)?.max(1)),
+            mail_timeout: Duration::from_secs(parse::<u64>(env, MAIL_TIMEOUT_SECS)?.max(1)),
+            mail_consume_wait: Duration::from_secs(parse::<u64>(env, MAIL_CONSUME_WAIT_SECS)?),
+            email_certificate_location: Some(lookup(env, EMAIL_CERTIFICATE_LOCATION)?)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             warnings,
             filename_format: Some(lookup(env, FILENAME_FORMAT)?).filter(|s| !s.is_empty()),
             filename_format_remove_none: parse_bool(env, FILENAME_FORMAT_REMOVE_NONE)?,

@@ -91,6 +91,12 @@ pub enum Job {
         #[serde(default)]
         overwrite: bool,
     },
+    /// Fetch mail (`mail_fetcher`): one account, or (none) every account, which fans out one
+    /// unique job per account. Passwords stay in the database, never in the arguments.
+    MailFetch {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<i64>,
+    },
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -176,7 +182,7 @@ impl RetagArgs {
 
 /// Arguments of a consume job. The file was copied by the CLI (or the folder watcher) into the
 /// staging area on shared storage, so any worker can read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ConsumeArgs {
     /// Path of the staged file, relative to `DATA_DIR/staging`.
     pub staged: String,
@@ -189,6 +195,18 @@ pub struct ConsumeArgs {
     /// failed folder there when consuming fails permanently.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The title to give the document instead of the file name's stem (mail rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The correspondent to assign (mail rules); wins over the matching rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correspondent: Option<i64>,
+    /// The document type to assign (mail rules); wins over the matching rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_type: Option<i64>,
+    /// The owner to give the document (mail rules with `assign_owner_from_rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<i64>,
 }
 
 /// The kind of a job, without its arguments: queue routing, metrics labels, policy.
@@ -212,6 +230,7 @@ pub enum JobKind {
     IndexUpdate,
     Archive,
     ArchiveDocument,
+    MailFetch,
 }
 
 /// How a kind is retried and scheduled.
@@ -256,6 +275,7 @@ impl JobKind {
         JobKind::IndexUpdate,
         JobKind::Archive,
         JobKind::ArchiveDocument,
+        JobKind::MailFetch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -277,6 +297,7 @@ impl JobKind {
             JobKind::IndexUpdate => "index_update",
             JobKind::Archive => "archive",
             JobKind::ArchiveDocument => "archive_document",
+            JobKind::MailFetch => "mail_fetch",
         }
     }
 
@@ -294,6 +315,7 @@ impl JobKind {
             JobKind::IndexReindex | JobKind::IndexOptimize | JobKind::IndexUpdate => INDEX_QUEUE,
             JobKind::Archive => "archive_run",
             JobKind::ArchiveDocument => "archive",
+            JobKind::MailFetch => "mail",
             k => k.name(),
         }
     }
@@ -358,6 +380,8 @@ impl JobKind {
                 max_attempts: 20,
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(60),
+                ..DEFAULT_POLICY
+            },
             // The run only pages ids and waits (its own queue, so it never holds a slot its
             // documents need); a re-run skips what is archived already.
             JobKind::Archive => Policy {
@@ -369,6 +393,14 @@ impl JobKind {
                 max_attempts: 3,
                 max_starts: 2,
                 cpu_heavy: true,
+                ..DEFAULT_POLICY
+            },
+            // A fetch resumes from its rows (queued messages are waited for, not queued
+            // again), so retries are cheap; the next scheduled run also picks up where it ended.
+            JobKind::MailFetch => Policy {
+                max_attempts: 5,
+                backoff_base: Duration::from_secs(5),
+                backoff_max: Duration::from_secs(300),
                 ..DEFAULT_POLICY
             },
         }
@@ -405,6 +437,7 @@ impl Job {
             Job::IndexUpdate { .. } => JobKind::IndexUpdate,
             Job::Archive { .. } => JobKind::Archive,
             Job::ArchiveDocument { .. } => JobKind::ArchiveDocument,
+            Job::MailFetch { .. } => JobKind::MailFetch,
         }
     }
 
@@ -445,6 +478,9 @@ impl Job {
                 document: Some(d), ..
             } => Some(format!("archive:run:{d}")),
             Job::ArchiveDocument { document, .. } => Some(format!("archive:{document}")),
+            // Never two fetches of one account at once; one fan-out at a time.
+            Job::MailFetch { account: Some(a) } => Some(format!("mail_fetch:{a}")),
+            Job::MailFetch { account: None } => Some("mail_fetch:all".into()),
         }
     }
 

@@ -170,6 +170,71 @@ pub fn stage_into(root: &Path, source: &Path) -> Result<Staged, StagingError> {
     result
 }
 
+/// Stages bytes (a mail attachment) as `<ulid>/<name>`: written to a temporary file, flushed,
+/// renamed into place. `name` must be a plain file name (no separator, not `.`/`..`); the mail
+/// fetcher sanitises it first. `modified`, if given, becomes the file's modification time
+/// (consume falls back to it for the created date).
+pub fn stage_bytes(
+    config: &Config,
+    name: &str,
+    bytes: &[u8],
+    modified: Option<std::time::SystemTime>,
+) -> Result<Staged, StagingError> {
+    use std::io::Write;
+    let root = staging_root(config);
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(StagingError::BadStagedPath {
+            staged: name.to_string(),
+        });
+    }
+    let io_err = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StagingError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    fs::create_dir_all(&root).map_err(io_err("cannot create the staging folder", &root))?;
+    let id = ulid::Ulid::new().to_string();
+    let dir = root.join(&id);
+    fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
+    let result = (|| {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".staging-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(io_err("cannot create a temporary file in", &dir))?;
+        tmp.as_file_mut()
+            .write_all(bytes)
+            .map_err(io_err("cannot write", &dir))?;
+        if let Some(t) = modified {
+            let _ = tmp.as_file().set_modified(t);
+        }
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("cannot flush a staged file in", &dir))?;
+        let path = dir.join(name);
+        tmp.persist(&path).map_err(|e| StagingError::Io {
+            action: "cannot move the staged copy into place at",
+            path: path.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&dir)?;
+        sync_dir(&root)?;
+        Ok(Staged {
+            relative: format!("{id}/{name}"),
+            path,
+            original_filename: name.to_string(),
+            size: bytes.len() as u64,
+        })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    result
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StagingError> {
     File::open(dir)
         .and_then(|d| d.sync_all())

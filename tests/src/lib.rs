@@ -2,6 +2,7 @@
 //! temporary folders per test.
 
 pub mod db;
+pub mod dovecot;
 pub mod redis;
 pub mod worker;
 

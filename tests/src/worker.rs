@@ -137,6 +137,8 @@ impl WorkerBuilder {
                 ),
             )
             .env("PAPERBOY_LOG_LEVEL", "info")
+            // The 10-minute mail schedule would enqueue fetches in tests about other things.
+            .env("PAPERBOY_EMAIL_TASK_CRON", "disable")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file handle"))

@@ -209,6 +209,7 @@ impl Archive {
             original_filename: staged.original_filename.clone(),
             tags: vec![],
             source: None,
+            ..Default::default()
         });
         let r = self.enqueue_wait(&job, 300).await;
         let doc = match r.result.as_ref().and_then(|v| v["document_id"].as_i64()) {

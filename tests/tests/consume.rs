@@ -166,6 +166,7 @@ impl Archive {
             original_filename: staged.original_filename.clone(),
             tags,
             source: source.map(str::to_string),
+            ..Default::default()
         });
         let id = self.queue.enqueue(&job).await.unwrap().id().to_string();
         (self.wait(&id).await, staged.path)
@@ -523,6 +524,7 @@ async fn concurrent_duplicates_make_one_document(tdb: TestDb) {
             original_filename: staged.original_filename.clone(),
             tags: vec![],
             source: None,
+            ..Default::default()
         });
         ids.push(a.queue.enqueue(&job).await.unwrap().id().to_string());
     }
@@ -605,6 +607,7 @@ async fn rerun_after_commit_is_not_a_duplicate(tdb: TestDb) {
         original_filename: staged.original_filename.clone(),
         tags: vec![],
         source: None,
+        ..Default::default()
     });
     let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
     let r = a.wait(&jid).await;
@@ -624,6 +627,7 @@ async fn rerun_after_commit_is_not_a_duplicate(tdb: TestDb) {
         original_filename: staged.original_filename.clone(),
         tags: vec![],
         source: None,
+        ..Default::default()
     });
     let jid = a.queue.enqueue(&job).await.unwrap().id().to_string();
     let r = a.wait(&jid).await;

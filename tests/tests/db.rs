@@ -48,6 +48,8 @@ const TABLES: &[&str] = &[
     "documents",
     "groups",
     "mail_accounts",
+    "mail_messages",
+    "mail_rule_cursors",
     "mail_rule_tags",
     "mail_rules",
     "notes",
@@ -172,11 +174,12 @@ async fn down_to_zero_and_up_again(db: Db) {
     let latest = migrate::latest(migrate::MIGRATIONS);
 
     let r = migrate::migrate_to(&db, 1).await.unwrap();
-    assert_eq!(r.reverted, vec![2]);
+    assert_eq!(r.reverted, vec![3, 2]);
     assert!(r.applied.is_empty());
     assert_eq!(migrate::current_version(&db).await.unwrap(), 1);
     let status = migrate::list(&db).await.unwrap();
     assert!(status[0].applied_at.is_some() && status[1].applied_at.is_none());
+    assert!(status[2].applied_at.is_none());
 
     let r = migrate::migrate_to(&db, 0).await.unwrap();
     assert_eq!(r.reverted, vec![1]);
@@ -188,7 +191,7 @@ async fn down_to_zero_and_up_again(db: Db) {
     );
 
     let r = migrate::migrate_to(&db, latest).await.unwrap();
-    assert_eq!(r.applied, vec![1, 2]);
+    assert_eq!(r.applied, vec![1, 2, 3]);
     let tables = migrate::table_names(&db).await.unwrap();
     assert_eq!(tables.len(), TABLES.len() + 1, "{tables:?}");
 

@@ -104,6 +104,7 @@ impl Archive {
                 original_filename: staged.original_filename.clone(),
                 tags: vec![],
                 source: None,
+                ..Default::default()
             }))
             .await;
         res["document_id"].as_i64().unwrap()

@@ -89,6 +89,7 @@ fn consume(staged: &str) -> Job {
         original_filename: "x.pdf".into(),
         tags: vec![],
         source: None,
+        ..Default::default()
     })
 }
 

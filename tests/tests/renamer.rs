@@ -292,6 +292,7 @@ async fn consume_names_new_documents_by_the_template(tdb: TestDb) {
                 original_filename: staged.original_filename.clone(),
                 tags: vec![],
                 source: None,
+                ..Default::default()
             }))
             .await;
         assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);

@@ -66,6 +66,7 @@ fn job_of(setting: &str) -> Option<(&'static str, Job)> {
         )),
         names::SANITY_TASK_CRON => Some(("sanity_check", Job::SanityCheck {})),
         names::TRAIN_TASK_CRON => Some(("train_classifier", Job::TrainClassifier {})),
+        names::EMAIL_TASK_CRON => Some(("mail_fetch", Job::MailFetch { account: None })),
         _ => None,
     }
 }
@@ -295,7 +296,7 @@ mod tests {
         let defaults: Vec<&str> = entries(&config).unwrap().iter().map(|e| e.name).collect();
         assert_eq!(
             defaults,
-            ["sanity_check", "train_classifier"],
+            ["sanity_check", "train_classifier", "mail_fetch"],
             "paperless's periodic jobs on by default, the ping canary off"
         );
         config.schedules = vec![(names::PING_CRON, "*/5 * * * * *".into())];

@@ -306,6 +306,7 @@ impl Watcher {
             original_filename: staged.original_filename.clone(),
             tags,
             source: Some(rel.to_string_lossy().into_owned()),
+            ..Default::default()
         });
         match self.queue.enqueue(&job).await {
             Ok(e) => {

@@ -3,6 +3,7 @@
 pub mod documents;
 pub mod files;
 pub mod jobs;
+pub mod mail;
 pub mod retagger;
 pub mod search;
 pub mod settings;

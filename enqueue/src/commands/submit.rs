@@ -55,6 +55,7 @@ pub async fn consume(
             original_filename: staged.original_filename.clone(),
             tags: Vec::new(),
             source: None,
+            ..Default::default()
         });
         match queue.enqueue(&job).await {
             Ok(enqueued) => done.push(Submitted {
@@ -216,8 +217,12 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 }
             }
         }
-        // What was exported / imported, counts per model.
-        JobKind::Export | JobKind::Import | JobKind::Archive | JobKind::ArchiveDocument => {
+        // What was exported / imported, counts per model; what a mail fetch did.
+        JobKind::Export
+        | JobKind::Import
+        | JobKind::Archive
+        | JobKind::ArchiveDocument
+        | JobKind::MailFetch => {
             if let Some(v) = &r.result {
                 out.note(v.to_string())?;
             }

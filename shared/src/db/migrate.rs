@@ -73,6 +73,12 @@ macro_rules! migration {
 pub static MIGRATIONS: &[Migration] = &[
     migration!(1, "initial", "0001_initial", since = "0.1.0"),
     migration!(2, "lookup_indexes", "0002_lookup_indexes", since = "0.1.0"),
+    migration!(
+        3,
+        "mail_fetch_state",
+        "0003_mail_fetch_state",
+        since = "0.1.0"
+    ),
 ];
 
 /// The newest version in a list (0 for an empty list).

@@ -20,6 +20,7 @@ pub mod documents;
 pub mod extras;
 pub mod files;
 pub mod index;
+pub mod mail;
 pub mod migrate;
 pub mod models;
 pub mod objects;

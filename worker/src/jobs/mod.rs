@@ -6,10 +6,11 @@
 //!   between steps;
 //! - it fans out by enqueueing more jobs with [`JobContext::enqueue`].
 
-pub mod classifier;
 pub mod archive;
+pub mod classifier;
 pub mod consume;
 pub mod decrypt;
+pub mod mail;
 pub mod ocr;
 pub mod ping;
 pub mod renamer;
@@ -183,5 +184,6 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
             document,
             overwrite,
         } => archive::run_document(document, overwrite, ctx).await,
+        Job::MailFetch { account } => mail::run(account, ctx).await,
     }
 }

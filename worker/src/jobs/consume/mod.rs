@@ -554,7 +554,11 @@ fn title<'a>(
     _ctx: &'a JobContext,
 ) -> BoxFuture<'a, Result<(), JobError>> {
     Box::pin(async move {
-        st.title = title_from_filename(&st.args.original_filename);
+        // A mail rule's title (subject or attachment name) wins over the file name's stem.
+        st.title = match st.args.title.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => t.chars().take(TITLE_MAX).collect(),
+            _ => title_from_filename(&st.args.original_filename),
+        };
         Ok(())
     })
 }
@@ -659,8 +663,10 @@ fn store<'a>(st: &'a mut ConsumeState, ctx: &'a JobContext) -> BoxFuture<'a, Res
                 .format("%Y-%m-%d")
                 .to_string(),
             original_filename: Some(st.args.original_filename.clone()),
-            correspondent_id: st.assigned.correspondent,
-            document_type_id: st.assigned.document_type,
+            // What the job says (a mail rule) wins over the matching rules.
+            correspondent_id: st.args.correspondent.or(st.assigned.correspondent),
+            document_type_id: st.args.document_type.or(st.assigned.document_type),
+            owner_id: st.args.owner,
             storage_path_id: st.assigned.storage_path,
             ..Default::default()
         };

@@ -1,0 +1,2 @@
+DROP TABLE mail_rule_cursors;
+DROP TABLE mail_messages;
