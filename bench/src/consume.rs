@@ -163,14 +163,15 @@ impl Archive {
     }
 }
 
-/// Born-digital PDFs carry fonts; the corpus's scanned PDFs only an image.
+/// The corpus's scanned PDFs hold page images and no text; its born-digital ones text and no
+/// image (both name the font in their page resources, so the font says nothing).
 fn classify(path: &Path) -> Option<usize> {
     let ext = path.extension()?.to_str()?;
     match ext {
         "pdf" => {
             let bytes = std::fs::read(path).ok()?;
-            let has_font = bytes.windows(5).any(|w| w == b"/Font");
-            Some(if has_font { 0 } else { 1 })
+            let has_image = bytes.windows(15).any(|w| w == b"/Subtype /Image");
+            Some(if has_image { 1 } else { 0 })
         }
         "png" | "jpg" => Some(2),
         _ => None,

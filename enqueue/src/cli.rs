@@ -96,6 +96,10 @@ pub enum Command {
     /// change); workers use the new model at once
     #[command(visible_alias = "document_create_classifier")]
     TrainClassifier(TrainClassifierCmd),
+    /// Delete for good the documents in the trash for longer than PAPERBOY_EMPTY_TRASH_DELAY
+    /// days, with their files (moved to PAPERBOY_EMPTY_TRASH_DIR if set)
+    #[command(visible_alias = "empty_trash")]
+    EmptyTrash(EmptyTrashCmd),
     /// Export the archive (paperless-ngx 3.0.5 format) to a folder, or a zip in it
     #[command(visible_alias = "document_exporter")]
     Export(ExportCmd),
@@ -467,6 +471,12 @@ pub struct TrainClassifierCmd {
 }
 
 #[derive(Debug, Args)]
+pub struct EmptyTrashCmd {
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RenamerCmd {
     /// Only list the moves (old -> new), touch nothing; implies --wait
     #[arg(long)]
@@ -754,6 +764,8 @@ mod tests {
     fn file_commands_and_their_aliases() {
         let c = parse(&["document_create_classifier", "--wait"]).unwrap();
         assert!(matches!(c.command, Command::TrainClassifier(ref t) if t.wait.wait));
+        let c = parse(&["empty-trash", "--wait"]).unwrap();
+        assert!(matches!(c.command, Command::EmptyTrash(ref t) if t.wait.wait));
         let c = parse(&["document_archiver", "--overwrite", "--document", "7"]).unwrap();
         assert!(matches!(
             c.command,

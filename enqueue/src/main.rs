@@ -185,6 +185,7 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
         Command::TrainClassifier(c) => {
             submit_one(config, out, Job::TrainClassifier {}, &c.wait).await
         }
+        Command::EmptyTrash(c) => submit_one(config, out, Job::EmptyTrash {}, &c.wait).await,
         Command::DecryptDocuments(c) => {
             submit_one(config, out, Job::DecryptDocuments {}, &c.wait).await
         }

@@ -134,6 +134,14 @@ settings! {
         "How long a mail fetch waits for the consume jobs of its messages before it ends (retried later, the messages stay queued, nothing is queued twice).");
     EMAIL_CERTIFICATE_LOCATION = ("PAPERBOY_EMAIL_CERTIFICATE_LOCATION", Some("PAPERLESS_EMAIL_CERTIFICATE_LOCATION"), "",
         "PEM file of extra CA certificates trusted for IMAP over TLS (besides the built-in web roots), e.g. a company CA or a self-signed server.");
+    INDEX_TASK_CRON = ("PAPERBOY_INDEX_TASK_CRON", Some("PAPERLESS_INDEX_TASK_CRON"), "0 0 * * *",
+        "Schedule of `index optimize` (cron; `disable`). paperless-ngx's default: daily at 00:00 UTC.");
+    EMPTY_TRASH_TASK_CRON = ("PAPERBOY_EMPTY_TRASH_TASK_CRON", Some("PAPERLESS_EMPTY_TRASH_TASK_CRON"), "0 1 * * *",
+        "Schedule of `empty-trash` (cron; `disable`). paperless-ngx's default: daily at 01:00 UTC.");
+    EMPTY_TRASH_DELAY = ("PAPERBOY_EMPTY_TRASH_DELAY", Some("PAPERLESS_EMPTY_TRASH_DELAY"), "30",
+        "Days a document stays in the trash before `empty-trash` deletes it for good (at least 1).");
+    EMPTY_TRASH_DIR = ("PAPERBOY_EMPTY_TRASH_DIR", Some("PAPERLESS_EMPTY_TRASH_DIR"), "",
+        "If set, `empty-trash` moves the originals and archive versions of the documents it deletes into this folder instead of deleting them.");
     EXPORT_PASSPHRASE = ("PAPERBOY_EXPORT_PASSPHRASE", None, "",
         "Passphrase for `paperboy export/import --passphrase` (read by the CLI only, never put in Redis); use the `_FILE` form for a secret.");
 }
@@ -315,6 +323,10 @@ pub struct Config {
     pub classifier_threshold: f32,
     /// Secret: signs the classifier's model file.
     pub secret_key: Option<Secret>,
+    /// Days in the trash before a document is deleted for good (≥ 1).
+    pub empty_trash_delay_days: u32,
+    /// Where `empty-trash` moves deleted documents' files (None: they are deleted).
+    pub empty_trash_dir: Option<PathBuf>,
     /// `PAPERBOY_SEARCH_LANGUAGE` as given (None: empty); the worker's index resolves it.
     pub search_language: Option<String>,
 }
@@ -326,6 +338,8 @@ pub const SCHEDULE_SETTINGS: &[&str] = &[
     names::SANITY_TASK_CRON,
     names::TRAIN_TASK_CRON,
     names::EMAIL_TASK_CRON,
+    names::INDEX_TASK_CRON,
+    names::EMPTY_TRASH_TASK_CRON,
 ];
 
 /// When the consume step runs tesseract (paperless-ngx 3.0.5's `PAPERLESS_OCR_MODE`).
@@ -560,6 +574,10 @@ impl Config {
             ocr_timeout: Duration::from_secs(parse::<u64>(env, OCR_TIMEOUT_SECS)?.max(1)),
             mail_timeout: Duration::from_secs(parse::<u64>(env, MAIL_TIMEOUT_SECS)?.max(1)),
             mail_consume_wait: Duration::from_secs(parse::<u64>(env, MAIL_CONSUME_WAIT_SECS)?),
+            empty_trash_delay_days: parse::<u32>(env, EMPTY_TRASH_DELAY)?.max(1),
+            empty_trash_dir: Some(lookup(env, EMPTY_TRASH_DIR)?)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             email_certificate_location: Some(lookup(env, EMAIL_CERTIFICATE_LOCATION)?)
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),

@@ -97,6 +97,9 @@ pub enum Job {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<i64>,
     },
+    /// Delete for good the documents that have been in the trash longer than
+    /// `PAPERBOY_EMPTY_TRASH_DELAY` days, with their files (paperless-ngx's `empty_trash`).
+    EmptyTrash {},
 }
 
 /// Arguments of an export job (paperless-ngx `document_exporter` flags).
@@ -231,6 +234,7 @@ pub enum JobKind {
     Archive,
     ArchiveDocument,
     MailFetch,
+    EmptyTrash,
 }
 
 /// How a kind is retried and scheduled.
@@ -276,6 +280,7 @@ impl JobKind {
         JobKind::Archive,
         JobKind::ArchiveDocument,
         JobKind::MailFetch,
+        JobKind::EmptyTrash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -298,6 +303,7 @@ impl JobKind {
             JobKind::Archive => "archive",
             JobKind::ArchiveDocument => "archive_document",
             JobKind::MailFetch => "mail_fetch",
+            JobKind::EmptyTrash => "empty_trash",
         }
     }
 
@@ -403,6 +409,9 @@ impl JobKind {
                 backoff_max: Duration::from_secs(300),
                 ..DEFAULT_POLICY
             },
+            // Each document is deleted on its own (intent file, row, files): a retry finishes
+            // what a failed or killed run began.
+            JobKind::EmptyTrash => DEFAULT_POLICY,
         }
     }
 }
@@ -438,6 +447,7 @@ impl Job {
             Job::Archive { .. } => JobKind::Archive,
             Job::ArchiveDocument { .. } => JobKind::ArchiveDocument,
             Job::MailFetch { .. } => JobKind::MailFetch,
+            Job::EmptyTrash {} => JobKind::EmptyTrash,
         }
     }
 
@@ -481,6 +491,7 @@ impl Job {
             // Never two fetches of one account at once; one fan-out at a time.
             Job::MailFetch { account: Some(a) } => Some(format!("mail_fetch:{a}")),
             Job::MailFetch { account: None } => Some("mail_fetch:all".into()),
+            Job::EmptyTrash {} => Some("empty_trash".into()),
         }
     }
 

@@ -67,6 +67,8 @@ fn job_of(setting: &str) -> Option<(&'static str, Job)> {
         names::SANITY_TASK_CRON => Some(("sanity_check", Job::SanityCheck {})),
         names::TRAIN_TASK_CRON => Some(("train_classifier", Job::TrainClassifier {})),
         names::EMAIL_TASK_CRON => Some(("mail_fetch", Job::MailFetch { account: None })),
+        names::INDEX_TASK_CRON => Some(("index_optimize", Job::IndexOptimize {})),
+        names::EMPTY_TRASH_TASK_CRON => Some(("empty_trash", Job::EmptyTrash {})),
         _ => None,
     }
 }
@@ -296,7 +298,13 @@ mod tests {
         let defaults: Vec<&str> = entries(&config).unwrap().iter().map(|e| e.name).collect();
         assert_eq!(
             defaults,
-            ["sanity_check", "train_classifier", "mail_fetch"],
+            [
+                "sanity_check",
+                "train_classifier",
+                "mail_fetch",
+                "index_optimize",
+                "empty_trash"
+            ],
             "paperless's periodic jobs on by default, the ping canary off"
         );
         config.schedules = vec![(names::PING_CRON, "*/5 * * * * *".into())];

@@ -227,6 +227,15 @@ fn show_result(out: &Output, kind: JobKind, r: &JobRecord) -> Result<(), CliErro
                 out.note(v.to_string())?;
             }
         }
+        JobKind::EmptyTrash => {
+            if let Some(v) = &r.result {
+                let n = v.get("deleted").and_then(Value::as_u64).unwrap_or(0);
+                let days = v.get("delay_days").and_then(Value::as_u64).unwrap_or(0);
+                out.note(format!(
+                    "deleted {n} document(s) in the trash for more than {days} day(s)"
+                ))?;
+            }
+        }
     }
     Ok(())
 }

@@ -310,12 +310,17 @@ async fn ids_query(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<i64>, DbError> {
-    sqlx::query(sql)
+    let rows = sqlx::query(sql)
         .bind(after_id)
         .bind(limit.max(0))
         .fetch_all(&db.pool)
-        .await?
-        .iter()
+        .await?;
+    id_column(&rows)
+}
+
+/// The `id` column of these rows.
+pub(crate) fn id_column(rows: &[sqlx::any::AnyRow]) -> Result<Vec<i64>, DbError> {
+    rows.iter()
         .map(|r| r.try_get::<i64, _>("id").map_err(DbError::from))
         .collect()
 }
@@ -407,6 +412,79 @@ pub async fn trash(conn: &mut AnyConnection, id: i64) -> Result<(), DbError> {
         });
     }
     Ok(())
+}
+
+/// Up to `limit` ids of documents in the trash since before `cutoff` (RFC 3339, the format of
+/// `deleted_at`) with `id > after_id`, ascending; versions of another document are left out
+/// (they go with their root).
+pub async fn trashed_before(
+    db: &Db,
+    cutoff: &str,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<i64>, DbError> {
+    sqlx::query(
+        "SELECT id FROM documents WHERE id > $1 AND deleted_at IS NOT NULL AND deleted_at < $2 \
+         AND root_document_id IS NULL ORDER BY id LIMIT $3",
+    )
+    .bind(after_id)
+    .bind(cutoff)
+    .bind(limit.max(0))
+    .fetch_all(&db.pool)
+    .await
+    .map_err(DbError::from)
+    .and_then(|rows| id_column(&rows))
+}
+
+/// The stored files of a document and of its versions, as (id, original's name, archive
+/// version's name).
+pub async fn files_with_versions(
+    db: &Db,
+    id: i64,
+) -> Result<Vec<(i64, Option<String>, Option<String>)>, DbError> {
+    sqlx::query(
+        "SELECT id, filename, archive_filename FROM documents \
+         WHERE id = $1 OR root_document_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get("id")?,
+            r.try_get("filename")?,
+            r.try_get("archive_filename")?,
+        ))
+    })
+    .collect()
+}
+
+/// Deletes a document for good (its versions, tags, notes and custom field values go with it:
+/// `ON DELETE CASCADE`), but only if it has been in the trash since before `cutoff`. False if
+/// it is not (restored meanwhile, or gone already).
+pub async fn delete_trashed(
+    conn: &mut AnyConnection,
+    id: i64,
+    cutoff: &str,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "DELETE FROM documents WHERE id = $1 AND deleted_at IS NOT NULL AND deleted_at < $2",
+    )
+    .bind(id)
+    .bind(cutoff)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Whether a row with this id exists (trash included).
+pub async fn exists(db: &Db, id: i64) -> Result<bool, DbError> {
+    Ok(sqlx::query("SELECT 1 AS one FROM documents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .is_some())
 }
 
 #[cfg(test)]

@@ -336,10 +336,9 @@ pub async fn gpg_ids_after(db: &Db, after_id: i64, limit: i64) -> Result<Vec<i64
     .bind(after_id)
     .bind(limit.max(0))
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<i64, _>("id").map_err(DbError::from))
-    .collect()
+    .await
+    .map_err(DbError::from)
+    .and_then(|rows| super::documents::id_column(&rows))
 }
 
 /// Marks a document decrypted: `storage_type` unencrypted, its new original name. Only if it

@@ -19,6 +19,7 @@ pub mod retagger;
 pub mod sanity;
 pub mod thumbnails;
 pub mod transfer;
+pub mod trash;
 
 use std::sync::Arc;
 
@@ -185,5 +186,6 @@ pub async fn run(job: Job, ctx: &JobContext) -> Result<serde_json::Value, JobErr
             overwrite,
         } => archive::run_document(document, overwrite, ctx).await,
         Job::MailFetch { account } => mail::run(account, ctx).await,
+        Job::EmptyTrash {} => trash::run(ctx).await,
     }
 }
