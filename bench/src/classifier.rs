@@ -38,7 +38,7 @@ struct Truth {
     tags: BTreeSet<i64>,
 }
 
-async fn wait(queue: &Queue, id: &str) -> Result<JobRecord> {
+pub(crate) async fn wait(queue: &Queue, id: &str) -> Result<JobRecord> {
     let deadline = Instant::now() + Duration::from_secs(7200);
     loop {
         let r = queue.get(id).await?;

@@ -7,12 +7,14 @@
 //! target/release/paperboy-bench corpus --docs 10000 --seed 1
 //! target/release/paperboy-bench consume --docs 400 --files 60
 //! target/release/paperboy-bench classifier --docs 10000
+//! target/release/paperboy-bench index --docs 10000,100000
 //! ```
 
 mod archive;
 mod classifier;
 mod consume;
 mod corpus;
+mod index;
 mod queue;
 
 use std::path::PathBuf;
@@ -80,6 +82,22 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The full-text index on the bench corpus: reindex time and worker peak RSS, search
+    /// latency p50/p99 (`paperboy-worker search` processes) beside `grep`, update latency
+    /// (index_update enqueued → visible in a search).
+    Index {
+        /// Corpus sizes, one run each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "10000")]
+        docs: Vec<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Search processes per query.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Update latency samples.
+        #[arg(long, default_value_t = 20)]
+        updates: usize,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -144,6 +162,19 @@ fn main() -> Result<()> {
             bin_dir,
             docs,
             seed,
+        })),
+        Command::Index {
+            docs,
+            seed,
+            samples,
+            updates,
+        } => rt.block_on(index::run(index::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            docs,
+            seed,
+            samples,
+            updates,
         })),
         Command::Corpus {
             docs,

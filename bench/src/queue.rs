@@ -271,7 +271,7 @@ async fn pickup(args: &Args) -> Result<Vec<f64>> {
     Ok(lat)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
