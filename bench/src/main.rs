@@ -7,12 +7,14 @@
 //! target/release/paperboy-bench corpus --docs 10000 --seed 1
 //! target/release/paperboy-bench consume --docs 400 --files 60
 //! target/release/paperboy-bench classifier --docs 10000
+//! target/release/paperboy-bench mail --messages 1000 --mailbox 10000
 //! ```
 
 mod archive;
 mod classifier;
 mod consume;
 mod corpus;
+mod mail;
 mod queue;
 
 use std::path::PathBuf;
@@ -80,6 +82,24 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// The mail fetch against a real Dovecot (filled by IMAP APPEND), one worker serving
+    /// `mail,consume`: a first fetch of messages with a PDF attachment each (messages/s,
+    /// documents/s, MB received, peak RSS) beside a bare-socket `UID FETCH 1:* BODY.PEEK[]`;
+    /// a big mailbox fetched once, then again with nothing new (time, bytes received).
+    Mail {
+        /// Messages with one PDF attachment each.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Size of each PDF attachment in bytes (at least; padded).
+        #[arg(long, default_value_t = 16 * 1024)]
+        pdf_bytes: usize,
+        /// Messages without attachments in the big mailbox.
+        #[arg(long, default_value_t = 10_000)]
+        mailbox: usize,
+        /// Fetches of the big mailbox with nothing new.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -144,6 +164,19 @@ fn main() -> Result<()> {
             bin_dir,
             docs,
             seed,
+        })),
+        Command::Mail {
+            messages,
+            pdf_bytes,
+            mailbox,
+            repeats,
+        } => rt.block_on(mail::run(mail::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            messages,
+            pdf_bytes,
+            mailbox,
+            repeats,
         })),
         Command::Corpus {
             docs,
