@@ -67,6 +67,17 @@ async fn fill(
     (start.elapsed().as_secs_f64(), bytes)
 }
 
+/// Invoice `i` as a born-digital PDF of `bytes` (at least): a text layer of more than 50
+/// characters, so consume takes it as born-digital (paperless: `len(text) > 50`) and skips OCR.
+fn invoice(i: usize, bytes: usize) -> Vec<u8> {
+    pdf_of_size(
+        &format!(
+            "Invoice {i} from Example Shop, order 4711-{i}, total 123.45 EUR, due 31 December 2026"
+        ),
+        bytes,
+    )
+}
+
 /// Runs `paperboy --json <args>` on the archive; the `id` it prints.
 fn cli_id(bin_dir: &Path, db_url: &str, args: &[&str]) -> Result<i64> {
     let bin = bin_dir.join("paperboy");
@@ -289,12 +300,12 @@ pub async fn run(args: Args) -> Result<()> {
             &[(
                 &format!("invoice-{i}.pdf"),
                 "attachment",
-                &pdf_of_size(&format!("mail bench invoice {i}"), args.pdf_bytes),
+                &invoice(i, args.pdf_bytes),
             )],
         )
     })
     .await;
-    let pdf_size = pdf_of_size("mail bench invoice 0", args.pdf_bytes).len();
+    let pdf_size = invoice(0, args.pdf_bytes).len();
     let (big_append, big_appended) = fill(&dovecot, "big", args.mailbox, |i| {
         message(
             "news@list.example",
