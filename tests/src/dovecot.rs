@@ -373,12 +373,22 @@ pub fn pdf(text: &str) -> Vec<u8> {
     pdf_of_size(text, 0)
 }
 
-/// [`pdf`], padded to at least `min_bytes` with an unreferenced stream object of
-/// incompressible bytes (as a real PDF's compressed streams are), derived from `text`.
+/// [`pdf`], padded to at least `min_bytes` (and less than 100 more) with an unreferenced stream
+/// object of incompressible bytes (as a real PDF's compressed streams are), derived from `text`.
 pub fn pdf_of_size(text: &str, min_bytes: usize) -> Vec<u8> {
+    let mut pad_len = 0;
+    loop {
+        let out = padded_pdf(text, pad_len);
+        if out.len() >= min_bytes {
+            return out;
+        }
+        // The padding object's own framing comes on top the first time.
+        pad_len += min_bytes - out.len();
+    }
+}
+
+fn padded_pdf(text: &str, pad_len: usize) -> Vec<u8> {
     let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    // The bare PDF is about 700 bytes; the padding object's own framing about 50.
-    let pad_len = min_bytes.saturating_sub(750 + text.len());
     let mut pad = Vec::with_capacity(pad_len);
     let mut x = text.bytes().fold(0x9E37_79B9_7F4A_7C15_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
@@ -430,4 +440,23 @@ pub fn pdf_of_size(text: &str, min_bytes: usize) -> Vec<u8> {
         .as_bytes(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_pdfs_reach_their_size() {
+        assert_eq!(pdf("x"), pdf_of_size("x", 0));
+        for min in [100, 5_000, 16_384] {
+            let p = pdf_of_size("some text", min);
+            assert!(
+                p.len() >= min && p.len() < min.max(900) + 100,
+                "{min}: {}",
+                p.len()
+            );
+            assert!(p.starts_with(b"%PDF-1.4\n") && p.ends_with(b"%%EOF\n"));
+        }
+    }
 }
