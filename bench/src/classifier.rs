@@ -11,15 +11,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use paperboy_shared::db::{self, Db, retag};
 use paperboy_shared::job::{Job, RetagArgs};
-use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use serde_json::Value;
 
-use crate::consume::{WorkerSpec, start_worker};
+use crate::consume::{WorkerSpec, start_worker, wait_job};
 use crate::corpus;
 
 pub struct Args {
@@ -36,28 +35,6 @@ struct Truth {
     document_type: Option<i64>,
     storage_path: Option<i64>,
     tags: BTreeSet<i64>,
-}
-
-pub(crate) async fn wait(queue: &Queue, id: &str) -> Result<JobRecord> {
-    let deadline = Instant::now() + Duration::from_secs(7200);
-    loop {
-        let r = queue.get(id).await?;
-        if r.state.is_terminal() {
-            if r.state != JobState::Succeeded {
-                bail!(
-                    "job {id} ({}) ended {}: {:?}",
-                    r.kind,
-                    r.state,
-                    r.errors.last()
-                );
-            }
-            return Ok(r);
-        }
-        if Instant::now() > deadline {
-            bail!("job {id} did not end within 2 h");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Share of `held` whose field equals the most common value of that field in `training`.
@@ -154,7 +131,7 @@ pub async fn run(args: Args) -> Result<()> {
         .await?
         .id()
         .to_string();
-    let trained = wait(&queue, &id).await?;
+    let trained = wait_job(&queue, &id, async |_| Ok(())).await?;
     let train_wall = start.elapsed().as_secs_f64();
     let rss_trained = worker.peak_rss_mib();
     let result = trained.result.unwrap_or(Value::Null);
@@ -176,7 +153,10 @@ pub async fn run(args: Args) -> Result<()> {
         .await?
         .id()
         .to_string();
-    let suggested = wait(&queue, &id).await?.result.unwrap_or(Value::Null);
+    let suggested = wait_job(&queue, &id, async |_| Ok(()))
+        .await?
+        .result
+        .unwrap_or(Value::Null);
     let mut wrong: HashMap<&str, usize> = HashMap::new();
     for row in suggested["changes"].as_array().into_iter().flatten() {
         for f in ["correspondent", "document_type", "storage_path"] {
@@ -197,7 +177,10 @@ pub async fn run(args: Args) -> Result<()> {
 
     let start = Instant::now();
     let id = queue.enqueue(&Job::Retagger(all)).await?.id().to_string();
-    let retagged = wait(&queue, &id).await?.result.unwrap_or(Value::Null);
+    let retagged = wait_job(&queue, &id, async |_| Ok(()))
+        .await?
+        .result
+        .unwrap_or(Value::Null);
     let retag_secs = start.elapsed().as_secs_f64();
     crate::queue::cleanup(&args.redis_url, &prefix).await?;
 

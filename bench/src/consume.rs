@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use paperboy_shared::job::{ConsumeArgs, Job, JobKind};
-use paperboy_shared::queue::Queue;
+use paperboy_shared::queue::{JobRecord, JobState, Queue};
 use paperboy_shared::staging;
 
 use crate::corpus;
@@ -46,11 +46,12 @@ impl Drop for Worker {
 }
 
 /// A fresh archive (folders, SQLite) and a worker serving it.
-struct Archive {
-    dir: tempfile::TempDir,
-    prefix: String,
-    queue: Queue,
-    _worker: Worker,
+pub struct Archive {
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub db_url: String,
+    pub queue: Queue,
+    pub worker: Worker,
 }
 
 /// A `paperboy-worker` on a migrated database: what it serves and where its data lives.
@@ -105,6 +106,35 @@ pub async fn start_worker(w: &WorkerSpec<'_>) -> Result<(Queue, Worker)> {
     Ok((queue, worker))
 }
 
+/// Waits until job `id` ends (polling every 10 ms, `on` called after each look); its record
+/// if it succeeded, an error otherwise.
+pub async fn wait_job(
+    queue: &Queue,
+    id: &str,
+    mut on: impl AsyncFnMut(&JobRecord) -> Result<()>,
+) -> Result<JobRecord> {
+    let deadline = Instant::now() + Duration::from_secs(7200);
+    loop {
+        let r = queue.get(id).await?;
+        on(&r).await?;
+        if r.state.is_terminal() {
+            if r.state != JobState::Succeeded {
+                bail!(
+                    "job {id} ({}) ended {}: {:?}",
+                    r.kind,
+                    r.state,
+                    r.errors.last()
+                );
+            }
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            bail!("job {id} did not end within 2 h");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 impl Worker {
     /// Peak resident memory of the worker process so far (`VmHWM`), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
@@ -121,28 +151,37 @@ impl Worker {
 }
 
 impl Archive {
-    async fn start(args: &Args, ocr_mode: &str) -> Result<Archive> {
+    /// A temporary folder, a SQLite archive in it and a Redis prefix `pbbench:<tag>:<ulid>`, with
+    /// one worker serving `queues` (extra environment `env`).
+    pub async fn start(
+        redis_url: &str,
+        bin_dir: &Path,
+        tag: &str,
+        queues: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Archive> {
         let dir = tempfile::tempdir()?;
-        let prefix = format!("pbbench:consume:{}", ulid::Ulid::new());
+        let prefix = format!("pbbench:{tag}:{}", ulid::Ulid::new());
         let db_url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("paperboy.sqlite3").display()
         );
         let (queue, worker) = start_worker(&WorkerSpec {
-            redis_url: &args.redis_url,
-            bin_dir: &args.bin_dir,
+            redis_url,
+            bin_dir,
             db_url: &db_url,
             dir: dir.path(),
             prefix: &prefix,
-            queues: "consume,thumbnails",
-            env: &[("PAPERBOY_OCR_MODE", ocr_mode)],
+            queues,
+            env,
         })
         .await?;
         Ok(Archive {
             dir,
             prefix,
+            db_url,
             queue,
-            _worker: worker,
+            worker,
         })
     }
 
@@ -271,7 +310,14 @@ pub async fn run(args: Args) -> Result<()> {
             .sum();
         let mib = bytes as f64 / (1u64 << 20) as f64;
         let cp = cp_seconds(&g.files)?;
-        let archive = Archive::start(&args, g.ocr_mode).await?;
+        let archive = Archive::start(
+            &args.redis_url,
+            &args.bin_dir,
+            "consume",
+            "consume,thumbnails",
+            &[("PAPERBOY_OCR_MODE", g.ocr_mode)],
+        )
+        .await?;
         let staging_root = archive.dir.path().join("data").join(staging::STAGING_DIR);
         let mut jobs = Vec::with_capacity(g.files.len());
         for f in &g.files {

@@ -24,7 +24,7 @@ use paperboy_shared::job::Job;
 use paperboy_shared::queue::Queue;
 use serde_json::Value;
 
-use crate::classifier::wait;
+use crate::consume::wait_job;
 use crate::consume::{Worker, WorkerSpec, start_worker};
 use crate::corpus;
 use crate::queue::percentile;
@@ -239,7 +239,7 @@ async fn update_sample(
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let done = wait(queue, &id)
+    let done = wait_job(queue, &id, async |_| Ok(()))
         .await?
         .finished_at_ms
         .context("a finished job without finished_at")?;
@@ -315,7 +315,10 @@ async fn measure(
         .await?
         .id()
         .to_string();
-    let reindexed = wait(queue, &id).await?.result.unwrap_or_default();
+    let reindexed = wait_job(queue, &id, async |_| Ok(()))
+        .await?
+        .result
+        .unwrap_or_default();
     let reindex_secs = start.elapsed().as_secs_f64();
     let rss_peak = worker.peak_rss_mib();
     let indexed = reindexed["documents"].as_u64().unwrap_or(0);

@@ -8,6 +8,7 @@
 //! target/release/paperboy-bench consume --docs 400 --files 60
 //! target/release/paperboy-bench classifier --docs 10000
 //! target/release/paperboy-bench index --docs 10000,100000
+//! target/release/paperboy-bench mail --messages 1000 --mailbox 10000
 //! ```
 
 mod archive;
@@ -15,6 +16,7 @@ mod classifier;
 mod consume;
 mod corpus;
 mod index;
+mod mail;
 mod queue;
 
 use std::path::PathBuf;
@@ -98,6 +100,24 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         updates: usize,
     },
+    /// The mail fetch against a real Dovecot (filled by IMAP APPEND), one worker serving
+    /// `mail,consume`: a first fetch of messages with a PDF attachment each (messages/s,
+    /// documents/s, MB received, peak RSS) beside a bare-socket `UID FETCH 1:* BODY.PEEK[]`;
+    /// a big mailbox fetched once, then again with nothing new (time, bytes received).
+    Mail {
+        /// Messages with one PDF attachment each.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Size of each PDF attachment in bytes (at least; padded).
+        #[arg(long, default_value_t = 16 * 1024)]
+        pdf_bytes: usize,
+        /// Messages without attachments in the big mailbox.
+        #[arg(long, default_value_t = 10_000)]
+        mailbox: usize,
+        /// Fetches of the big mailbox with nothing new.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -175,6 +195,19 @@ fn main() -> Result<()> {
             seed,
             samples,
             updates,
+        })),
+        Command::Mail {
+            messages,
+            pdf_bytes,
+            mailbox,
+            repeats,
+        } => rt.block_on(mail::run(mail::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            messages,
+            pdf_bytes,
+            mailbox,
+            repeats,
         })),
         Command::Corpus {
             docs,

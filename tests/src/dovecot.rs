@@ -370,8 +370,38 @@ pub fn message(
 /// A small valid PDF whose text (and so checksum) is `text`: distinct texts make distinct
 /// documents (consume refuses a duplicate checksum).
 pub fn pdf(text: &str) -> Vec<u8> {
+    pdf_of_size(text, 0)
+}
+
+/// [`pdf`], padded to at least `min_bytes` (and less than 100 more) with an unreferenced stream
+/// object of incompressible bytes (as a real PDF's compressed streams are), derived from `text`.
+pub fn pdf_of_size(text: &str, min_bytes: usize) -> Vec<u8> {
+    let mut pad_len = 0;
+    loop {
+        let out = padded_pdf(text, pad_len);
+        if out.len() >= min_bytes {
+            return out;
+        }
+        // The padding object's own framing comes on top the first time.
+        pad_len += min_bytes - out.len();
+    }
+}
+
+fn padded_pdf(text: &str, pad_len: usize) -> Vec<u8> {
     let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    let objs = [
+    let mut pad = Vec::with_capacity(pad_len);
+    let mut x = text.bytes().fold(0x9E37_79B9_7F4A_7C15_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    }) | 1;
+    while pad.len() < pad_len {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        pad.extend_from_slice(&x.to_le_bytes());
+    }
+    pad.truncate(pad_len);
+    let mut objs = vec![
         "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
@@ -383,11 +413,19 @@ pub fn pdf(text: &str) -> Vec<u8> {
         ),
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
     ];
+    if pad_len > 0 {
+        objs.push(format!("<< /Length {pad_len} >>\nstream\n"));
+    }
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
     for (i, o) in objs.iter().enumerate() {
         offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        out.extend_from_slice(format!("{} 0 obj\n{o}", i + 1).as_bytes());
+        if i == 5 {
+            out.extend_from_slice(&pad);
+            out.extend_from_slice(b"\nendstream");
+        }
+        out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
     out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
@@ -402,4 +440,23 @@ pub fn pdf(text: &str) -> Vec<u8> {
         .as_bytes(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_pdfs_reach_their_size() {
+        assert_eq!(pdf("x"), pdf_of_size("x", 0));
+        for min in [100, 5_000, 16_384] {
+            let p = pdf_of_size("some text", min);
+            assert!(
+                p.len() >= min && p.len() < min.max(900) + 100,
+                "{min}: {}",
+                p.len()
+            );
+            assert!(p.starts_with(b"%PDF-1.4\n") && p.ends_with(b"%%EOF\n"));
+        }
+    }
 }
