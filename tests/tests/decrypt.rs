@@ -2,8 +2,8 @@
 //! fixtures of `shared/fixtures/gnupg`, passphrase `test`, binary and ASCII-armored) planted in
 //! a database (both engines) and a media folder; a real worker with `PAPERBOY_PASSPHRASE_FILE`.
 //!
-//! Needs a worker with GnuPG support: `cargo build -p paperboy-worker --features gpg`, then
-//! `cargo test -p paperboy-tests --features gpg --test decrypt`.
+//! Needs a worker with GnuPG support (the `gpg` feature, on by default): `cargo build -p
+//! paperboy-worker`, then `cargo test -p paperboy-tests --test decrypt`.
 
 #![cfg(feature = "gpg")]
 

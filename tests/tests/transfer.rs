@@ -40,6 +40,11 @@ struct Archive {
 
 impl Archive {
     async fn new(tdb: &TestDb) -> Archive {
+        Archive::with_env(tdb, &[]).await
+    }
+
+    /// An archive whose worker has these settings on top.
+    async fn with_env(tdb: &TestDb, env: &[(&str, &str)]) -> Archive {
         migrate::migrate_latest(&tdb.db).await.expect("migrate");
         let redis = TestRedis::new();
         let queue = redis.queue().await;
@@ -54,6 +59,7 @@ impl Archive {
             .env("PAPERBOY_DATABASE_URL", &tdb.url)
             .env("PAPERBOY_METRICS_ADDR", "127.0.0.1:0")
             .env("PAPERBOY_LOG_LEVEL", "warn")
+            .envs(env.iter().copied())
             .args(["--queues", "export,import"])
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -577,7 +583,73 @@ async fn hostile_exports_are_refused_and_leave_nothing(tdb: TestDb) {
     assert_empty(&a).await;
 }
 
+/// `-f`: files named by the storage layer's templates (spec §1.6, test cases 3 and 10), folders
+/// included, derived files beside their original; the export imports back row for row.
+async fn export_f_names_files_by_the_filename_format(tdb: TestDb) {
+    let a = Archive::with_env(
+        &tdb,
+        &[(
+            "PAPERBOY_FILENAME_FORMAT",
+            "{created_year}/{correspondent}/{title}",
+        )],
+    )
+    .await;
+    succeeded(&a.import(&fixture()).await);
+    let target = tempfile::tempdir().unwrap();
+    let res = succeeded(
+        &a.export(ExportArgs {
+            target: target.path().display().to_string(),
+            use_filename_format: true,
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(res["documents"], 22, "{res}");
+    // The storage path's template wins; the others follow PAPERBOY_FILENAME_FORMAT; a version
+    // gets `_v1`.
+    let dir = target.path().join("finance/2024/ACME Corp");
+    let listing: Vec<String> = walkdir::WalkDir::new(target.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| {
+            e.path()
+                .strip_prefix(target.path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        dir.join("acme_invoice_2024-03.pdf").is_file(),
+        "{res} {listing:?}"
+    );
+    assert!(dir.join("acme_invoice_2024-03-thumbnail.webp").is_file());
+    for name in [
+        "2024/ACME Corp/warranty_certificate.pdf",
+        "2024/none/Grocery receipt-archive.pdf",
+        "2023/none/employment_contract_v1.pdf",
+    ] {
+        assert!(target.path().join(name).is_file(), "{name}: {listing:?}");
+    }
+    // No file at the top but the manifests: every name went through the template.
+    let top: Vec<String> = std::fs::read_dir(target.path())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        top.iter().all(|n| n.ends_with(".json")),
+        "files outside the template's folders: {top:?}"
+    );
+    let tdb2 = TestDb::new(tdb.db.engine).await;
+    let b = Archive::new(&tdb2).await;
+    succeeded(&b.import(target.path()).await);
+    assert_eq!(a.rows().await, b.rows().await);
+}
+
 paperboy_tests::on_both_engines!(
+    export_f_names_files_by_the_filename_format,
     fixture_import_keeps_everything,
     round_trip_is_byte_for_byte,
     passphrase_round_trip_and_wrong_passphrase,

@@ -33,8 +33,8 @@ const PAGE: i64 = 100;
 #[cfg(not(feature = "gpg"))]
 pub fn decrypt(_bytes: &[u8], _passphrase: &str) -> Result<Vec<u8>, String> {
     Err(
-        "this paperboy-worker was built without GnuPG support (build it with \
-         `--features gpg`)"
+        "this paperboy-worker was built without GnuPG support (build it with its default feature \
+         `gpg`)"
             .into(),
     )
 }

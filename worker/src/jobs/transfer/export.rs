@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use paperboy_shared::db::files;
 use paperboy_shared::db::transfer::{self, Kind, M2m, Model, RowData, Val, model};
 use paperboy_shared::job::ExportArgs;
 use paperboy_shared::media::{self, Folder, Media};
@@ -16,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::crypto::{Crypto, SENSITIVE};
 use super::record::to_record;
 use super::{FORMAT_VERSION, forget_passphrase, io_err, perm, read_passphrase};
+use crate::filenames::{self, FilenameSettings, NameInfo, Namer, Which};
 use crate::jobs::{JobContext, JobError};
 
 /// Manifest order of paperless-ngx 3.0.5 (for the models paperboy stores); documents last.
@@ -159,15 +161,28 @@ pub struct Names {
 /// manifest) are reserved too, so `X.pdf` and `X.jpg` do not share `X-thumbnail.webp`; names
 /// are compared case-insensitively.
 pub fn unique_names(used: &mut HashSet<String>, display: &str, ext: &str) -> Names {
-    for n in 0.. {
+    unique_names_by(used, !ext.is_empty(), |n| {
         let stem_in = if n == 0 {
             display.to_string()
         } else {
             format!("{display}_{n:02}")
         };
-        let original = sanitize(&format!("{stem_in}{ext}"));
-        let stem = match original.rfind('.') {
-            Some(i) if !ext.is_empty() => original[..i].to_string(),
+        sanitize(&format!("{stem_in}{ext}"))
+    })
+}
+
+/// Like [`unique_names`] for any namer: `original(n)` is the original's name with counter `n`
+/// (extension included if `has_ext`; it may hold folders, which the derived names share).
+pub fn unique_names_by(
+    used: &mut HashSet<String>,
+    has_ext: bool,
+    original: impl Fn(u32) -> String,
+) -> Names {
+    for n in 0.. {
+        let original = original(n);
+        let file_start = original.rfind('/').map_or(0, |i| i + 1);
+        let stem = match original[file_start..].rfind('.') {
+            Some(i) if has_ext => original[..file_start + i].to_string(),
             _ => original.clone(),
         };
         let names = Names {
@@ -492,7 +507,7 @@ async fn export(
         "json_unchanged": run.json_unchanged,
         "deleted": deleted,
         "zip": zip_file,
-        "filename_format": if args.use_filename_format { "not available yet: default names used" } else { "default" },
+        "filename_format": if args.use_filename_format { "storage path / PAPERBOY_FILENAME_FORMAT" } else { "default" },
     }))
 }
 
@@ -569,6 +584,12 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     let notem = model("documents.note").expect("stored");
     let cfim = model("documents.customfieldinstance").expect("stored");
     let mut used = HashSet::new();
+    // `-f`: the storage layer's names (storage path template, else PAPERBOY_FILENAME_FORMAT).
+    let name_settings = if run.args.use_filename_format {
+        Some(FilenameSettings::from_config(ctx.config()).map_err(JobError::Permanent)?)
+    } else {
+        None
+    };
     let mut done = 0u64;
     let mut after = 0;
     loop {
@@ -602,7 +623,23 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                 display = format!("{display} {t}");
             }
             let mime = text_of(get(docm, row, "mime_type")).unwrap_or_default();
-            let names = unique_names(&mut used, &display, extension(mime));
+            let names = match &name_settings {
+                Some(settings) => {
+                    let data = files::naming(&mut tx, row.pk).await?.ok_or_else(|| {
+                        JobError::Transient(format!("document {} vanished mid-export", row.pk))
+                    })?;
+                    let namer = Namer::new(&NameInfo::from_data(&data), settings);
+                    unique_names_by(&mut used, true, |n| {
+                        let name = namer.candidate(Which::Original, n);
+                        if name.chars().count() > filenames::MAX_NAME_CHARS {
+                            namer.default_name(Which::Original, n)
+                        } else {
+                            name
+                        }
+                    })
+                }
+                None => unique_names(&mut used, &display, extension(mime)),
+            };
             let original = run.prefixed("originals", &names.original);
             rec["__exported_file_name__"] = json!(original);
             let filename = text_of(get(docm, row, "filename"))
