@@ -172,8 +172,10 @@ pub async fn run(args: Args) -> Result<()> {
     // The renamer after a template change, on a fresh worker.
     let links = scratch.path().join("links");
     std::fs::create_dir(&links)?;
-    let cp_script =
-        format!("cp -al \"$1/{ORIGINALS_DIR}\" \"$1/{ARCHIVE_DIR}\" \"$1/../links/\" && sync");
+    // The corpus may have no archive versions: link only the folders that exist.
+    let cp_script = format!(
+        "for d in {ORIGINALS_DIR} {ARCHIVE_DIR}; do [ ! -d \"$1/$d\" ] || cp -al \"$1/$d\" \"$1/../links/\" || exit 1; done; sync"
+    );
     let cp_al = shell_seconds(&cp_script, &media)?;
     std::fs::remove_dir_all(&links)?;
     let before = names(&media);
