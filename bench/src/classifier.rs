@@ -50,21 +50,7 @@ fn majority<T: Eq + std::hash::Hash + Clone>(training: &[T], held: &[T]) -> f64 
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let db_url = format!(
-        "sqlite://{}?mode=rwc",
-        scratch.path().join("paperboy.sqlite3").display()
-    );
-    let summary = corpus::generate(&corpus::Args {
-        docs: args.docs,
-        seed: args.seed,
-        batch: 500,
-        database_url: Some(db_url.clone()),
-        media_root: Some(scratch.path().join("media")),
-        threads: 0,
-        all_auto: true,
-    })
-    .await?;
+    let (scratch, db_url, summary) = corpus::scratch(args.docs, args.seed, true).await?;
     let db = Db::connect(&db_url).await?;
     let inbox = db::tags::inbox_tags(&db)
         .await?

@@ -188,17 +188,23 @@ impl Archive {
     /// Waits until `queue` has nothing waiting, scheduled or running and at least `done` jobs
     /// ended; returns the number of dead jobs.
     async fn drain(&self, queue: &str, done: u64) -> Result<u64> {
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        loop {
-            let s = self.queue.stats(queue).await?;
-            if s.waiting + s.scheduled + s.running == 0 && s.finished + s.dead >= done {
-                return Ok(s.dead);
-            }
-            if Instant::now() > deadline {
-                bail!("{queue}: jobs still running after an hour");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        drain(&self.queue, queue, done).await
+    }
+}
+
+/// Waits until `name` has nothing waiting, scheduled or running and at least `done` jobs
+/// ended; returns the number of dead jobs.
+pub async fn drain(queue: &Queue, name: &str, done: u64) -> Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let s = queue.stats(name).await?;
+        if s.waiting + s.scheduled + s.running == 0 && s.finished + s.dead >= done {
+            return Ok(s.dead);
         }
+        if Instant::now() > deadline {
+            bail!("{name}: jobs still running after an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1093,6 +1093,30 @@ async fn insert_batch(
     Ok(())
 }
 
+/// A corpus in a fresh temporary folder: `paperboy.sqlite3` (its URL returned) and `media/`.
+pub async fn scratch(
+    docs: usize,
+    seed: u64,
+    all_auto: bool,
+) -> Result<(tempfile::TempDir, String, Summary)> {
+    let dir = tempfile::tempdir()?;
+    let db_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("paperboy.sqlite3").display()
+    );
+    let summary = generate(&Args {
+        docs,
+        seed,
+        batch: 500,
+        database_url: Some(db_url.clone()),
+        media_root: Some(dir.path().join("media")),
+        threads: 0,
+        all_auto,
+    })
+    .await?;
+    Ok((dir, db_url, summary))
+}
+
 /// Generates the corpus; returns what it made.
 pub async fn generate(args: &Args) -> Result<Summary> {
     let began = Instant::now();

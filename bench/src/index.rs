@@ -178,17 +178,7 @@ async fn export_text(db: &Db, path: &Path) -> Result<(Vec<i64>, u64)> {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    crate::sanity::files_under(dir).iter().map(|f| f.1).sum()
 }
 
 /// A tag name of letters only (one token whatever the tokenizer), unique per sample.
@@ -251,23 +241,9 @@ async fn update_sample(
 }
 
 async fn run_one(args: &Args, docs: usize) -> Result<Run> {
-    let scratch = tempfile::tempdir()?;
-    let dir = scratch.path();
-    let db_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.join("paperboy.sqlite3").display()
-    );
     eprintln!("index bench: generating a corpus of {docs} documents");
-    let summary = corpus::generate(&corpus::Args {
-        docs,
-        seed: args.seed,
-        batch: 500,
-        database_url: Some(db_url.clone()),
-        media_root: Some(dir.join("media")),
-        threads: 0,
-        all_auto: false,
-    })
-    .await?;
+    let (scratch, db_url, summary) = corpus::scratch(docs, args.seed, false).await?;
+    let dir = scratch.path();
     let db = Db::connect(&db_url).await?;
     let text_file = dir.join("text.txt");
     let (ids, text_bytes) = export_text(&db, &text_file).await?;

@@ -9,6 +9,7 @@
 //! target/release/paperboy-bench classifier --docs 10000
 //! target/release/paperboy-bench index --docs 10000,100000
 //! target/release/paperboy-bench mail --messages 1000 --mailbox 10000
+//! target/release/paperboy-bench sanity --docs 10000
 //! ```
 
 mod archive;
@@ -18,6 +19,7 @@ mod corpus;
 mod index;
 mod mail;
 mod queue;
+mod sanity;
 
 use std::path::PathBuf;
 
@@ -118,6 +120,18 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         repeats: usize,
     },
+    /// The sanity checker on the bench corpus (enqueue → done, worker peak RSS) beside
+    /// `sha256sum` of the same files before and after it; then the renamer after a template
+    /// change (`PAPERBOY_FILENAME_FORMAT`), files moved, beside `cp -al` of the same files.
+    Sanity {
+        #[arg(long, default_value_t = 10_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sanity checks, and `sha256sum` runs before and after them.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -208,6 +222,13 @@ fn main() -> Result<()> {
             pdf_bytes,
             mailbox,
             repeats,
+        })),
+        Command::Sanity { docs, seed, runs } => rt.block_on(sanity::run(sanity::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            docs,
+            seed,
+            runs,
         })),
         Command::Corpus {
             docs,
