@@ -119,55 +119,12 @@ pub fn stage_into(root: &Path, source: &Path) -> Result<Staged, StagingError> {
     let original_filename = check_source(source)?;
     // `file_name()` never yields `..` or a separator; the lossy conversion may bring U+FFFD in a
     // non-UTF-8 name, which is still a valid, confined file name.
-    let id = ulid::Ulid::new().to_string();
-    let io_err = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StagingError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-
-    fs::create_dir_all(root).map_err(io_err("cannot create the staging folder", root))?;
-    let dir = root.join(&id);
-    // `create_dir`, not `_all`: the folder is ours alone.
-    fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
-    let result = (|| {
-        let mut input = File::open(source).map_err(io_err("cannot open", source))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".staging-")
-            .suffix(".part")
-            .tempfile_in(&dir)
-            .map_err(io_err("cannot create a temporary file in", &dir))?;
-        let size =
-            io::copy(&mut input, tmp.as_file_mut()).map_err(io_err("cannot copy", source))?;
-        // Keep the modification time: consume falls back to it for the created date.
-        if let Ok(mtime) = input.metadata().and_then(|m| m.modified()) {
-            let _ = tmp.as_file().set_modified(mtime);
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(io_err("cannot flush the copy of", source))?;
-        let path = dir.join(&original_filename);
-        tmp.persist(&path).map_err(|e| StagingError::Io {
-            action: "cannot move the staged copy into place at",
-            path: path.clone(),
-            source: e.error,
-        })?;
-        sync_dir(&dir)?;
-        sync_dir(root)?;
-        Ok(Staged {
-            relative: format!("{id}/{original_filename}"),
-            path,
-            original_filename: original_filename.clone(),
-            size,
-        })
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&dir);
-    }
-    result
+    let mut input = File::open(source).map_err(io_err("cannot open", source))?;
+    // Keep the modification time: consume falls back to it for the created date.
+    let mtime = input.metadata().and_then(|m| m.modified()).ok();
+    stage_with(root, &original_filename, mtime, |out| {
+        io::copy(&mut input, out).map_err(io_err("cannot copy", source))
+    })
 }
 
 /// Stages bytes (a mail attachment) as `<ulid>/<name>`: written to a temporary file, flushed,
@@ -181,23 +138,41 @@ pub fn stage_bytes(
     modified: Option<std::time::SystemTime>,
 ) -> Result<Staged, StagingError> {
     use std::io::Write;
-    let root = staging_root(config);
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(StagingError::BadStagedPath {
             staged: name.to_string(),
         });
     }
-    let io_err = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StagingError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    fs::create_dir_all(&root).map_err(io_err("cannot create the staging folder", &root))?;
+    let root = staging_root(config);
+    stage_with(&root, name, modified, |out| {
+        out.write_all(bytes)
+            .map(|()| bytes.len() as u64)
+            .map_err(io_err("cannot write a staged file in", &root))
+    })
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StagingError {
+    let path = path.to_path_buf();
+    move |source| StagingError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The one way a file enters the staging area: a folder of its own (`root/<new ulid>/`), the
+/// content written by `fill` into a temporary file there, flushed, renamed to `name`, folders
+/// flushed. Nothing is left behind on an error.
+fn stage_with(
+    root: &Path,
+    name: &str,
+    modified: Option<std::time::SystemTime>,
+    fill: impl FnOnce(&mut File) -> Result<u64, StagingError>,
+) -> Result<Staged, StagingError> {
     let id = ulid::Ulid::new().to_string();
+    fs::create_dir_all(root).map_err(io_err("cannot create the staging folder", root))?;
     let dir = root.join(&id);
+    // `create_dir`, not `_all`: the folder is ours alone.
     fs::create_dir(&dir).map_err(io_err("cannot create", &dir))?;
     let result = (|| {
         let mut tmp = tempfile::Builder::new()
@@ -205,9 +180,7 @@ pub fn stage_bytes(
             .suffix(".part")
             .tempfile_in(&dir)
             .map_err(io_err("cannot create a temporary file in", &dir))?;
-        tmp.as_file_mut()
-            .write_all(bytes)
-            .map_err(io_err("cannot write", &dir))?;
+        let size = fill(tmp.as_file_mut())?;
         if let Some(t) = modified {
             let _ = tmp.as_file().set_modified(t);
         }
@@ -221,12 +194,12 @@ pub fn stage_bytes(
             source: e.error,
         })?;
         sync_dir(&dir)?;
-        sync_dir(&root)?;
+        sync_dir(root)?;
         Ok(Staged {
             relative: format!("{id}/{name}"),
             path,
             original_filename: name.to_string(),
-            size: bytes.len() as u64,
+            size,
         })
     })();
     if result.is_err() {
