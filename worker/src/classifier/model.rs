@@ -26,20 +26,39 @@ pub struct Train {
     pub learning_rate: f32,
     /// L2 weight decay per epoch.
     pub decay: f32,
+    /// Training stops early, after `min_epochs`, once an epoch lowers the mean training loss
+    /// (measured on the fly, before each example's update) by less than this share.
+    pub tolerance: f32,
 }
 
+/// The schedule: a linear model over unit-length sparse rows needs tens of passes, not
+/// hundreds, so small archives get up to 60 epochs, large ones at least 6, and a flat loss
+/// ends it earlier. The learning rate falls to a tenth over the planned epochs whatever their
+/// number. An earlier schedule (3 M updates, up to 300 epochs) took 222 s for 6.8k documents.
 pub const TRAIN: Train = Train {
     seed: 0x7061_7065_7262_6f79,
-    budget: 3_000_000,
-    min_epochs: 8,
-    max_epochs: 300,
+    budget: 500_000,
+    min_epochs: 6,
+    max_epochs: 60,
     learning_rate: 1.0,
     decay: 1e-4,
+    tolerance: 0.001,
 };
 
 impl Train {
     fn epochs(&self, examples: usize) -> usize {
         (self.budget / examples.max(1)).clamp(self.min_epochs, self.max_epochs)
+    }
+
+    /// The learning rate of epoch `e` of `epochs`: from `learning_rate` down to a tenth of it.
+    fn rate(&self, e: usize, epochs: usize) -> f32 {
+        self.learning_rate / (1.0 + 9.0 * e as f32 / epochs.max(2).saturating_sub(1) as f32)
+    }
+
+    /// Whether training may stop after epoch `e` (0-based) whose mean loss was `loss`,
+    /// the one before `prev`.
+    fn converged(&self, e: usize, prev: f32, loss: f32) -> bool {
+        e + 1 >= self.min_epochs && prev.is_finite() && prev - loss < self.tolerance * prev
     }
 }
 
@@ -106,12 +125,35 @@ fn linear_scores(weights: &[f32], k: usize, features: usize, row: &Row, z: &mut 
     }
 }
 
-/// `w[f·k + c] -= step · g[c] · x` over the row's features.
-fn linear_step(weights: &mut [f32], k: usize, row: &Row, step: f32, g: &[f32]) {
+/// Gradients smaller than this are not applied: after the first epochs most classes of
+/// most examples are already near 0 or 1, and skipping them makes a step cost
+/// O(non-zeros · classes still wrong) instead of O(non-zeros · classes).
+const MIN_GRADIENT: f32 = 1e-4;
+
+/// `w[f·k + c] -= step · g[c] · x` over the row's features, for the classes whose gradient
+/// is at least [`MIN_GRADIENT`] (`active` is scratch space).
+fn linear_step(
+    weights: &mut [f32],
+    k: usize,
+    row: &Row,
+    step: f32,
+    g: &[f32],
+    active: &mut Vec<(usize, f32)>,
+) {
+    active.clear();
+    active.extend(
+        g.iter()
+            .enumerate()
+            .filter(|(_, gc)| gc.abs() >= MIN_GRADIENT)
+            .map(|(c, gc)| (c, step * gc)),
+    );
+    if active.is_empty() {
+        return;
+    }
     for &(f, x) in row {
         let w = &mut weights[f as usize * k..(f as usize + 1) * k];
-        for (wc, gc) in w.iter_mut().zip(g) {
-            *wc -= step * gc * x;
+        for &(c, sg) in active.iter() {
+            w[c] -= sg * x;
         }
     }
 }
@@ -160,18 +202,36 @@ impl SingleLabel {
         let mut rng = SplitMix(t.seed);
         // k real classes and the fixed "none of these" logit 0 (see [`SingleLabel::best`]).
         let mut z = vec![0.0f32; k + 1];
+        let mut active = Vec::with_capacity(k);
+        let mut prev = f32::INFINITY;
         let epochs = t.epochs(rows.len());
         for e in 0..epochs {
             rng.shuffle(&mut order);
-            let lr = t.learning_rate / (1.0 + 0.1 * e as f32);
+            let lr = t.rate(e, epochs);
+            let mut loss = 0.0f64;
             for &i in &order {
                 model.scores(&rows[i], &mut z);
                 softmax(&mut z);
+                loss += f64::from(-cw[y[i]] * z[y[i]].max(1e-12).ln());
                 z[y[i]] -= 1.0;
-                linear_step(&mut model.weights, k, &rows[i], lr * cw[y[i]], &z[..k]);
+                linear_step(
+                    &mut model.weights,
+                    k,
+                    &rows[i],
+                    lr * cw[y[i]],
+                    &z[..k],
+                    &mut active,
+                );
             }
             let keep = 1.0 - t.decay * lr;
             model.weights.iter_mut().for_each(|w| *w *= keep);
+            let loss = (loss / rows.len() as f64) as f32;
+            let done = t.converged(e, prev, loss) || e + 1 == epochs;
+            if done {
+                tracing::debug!(classes = k, epochs = e + 1, loss, "softmax head trained");
+                break;
+            }
+            prev = loss;
         }
         Some(model)
     }
@@ -261,21 +321,33 @@ impl MultiLabel {
         let mut order: Vec<usize> = (0..rows.len()).collect();
         let mut rng = SplitMix(t.seed ^ 0x7461_6773);
         let mut z = vec![0.0f32; k];
+        let mut active = Vec::with_capacity(k);
+        let mut prev = f32::INFINITY;
         let epochs = t.epochs(rows.len());
         for e in 0..epochs {
             rng.shuffle(&mut order);
-            let lr = t.learning_rate / (1.0 + 0.1 * e as f32);
+            let lr = t.rate(e, epochs);
+            let mut loss = 0.0f64;
             for &i in &order {
                 model.scores(&rows[i], &mut z);
                 for (c, zc) in z.iter_mut().enumerate() {
                     let y = labels[i].contains(&model.tags[c]);
-                    let g = sigmoid(*zc) - if y { 1.0 } else { 0.0 };
-                    *zc = g * if y { wpos[c] } else { wneg[c] };
+                    let p = sigmoid(*zc);
+                    let (w, py) = if y { (wpos[c], p) } else { (wneg[c], 1.0 - p) };
+                    loss += f64::from(-w * py.max(1e-12).ln());
+                    *zc = w * (p - if y { 1.0 } else { 0.0 });
                 }
-                linear_step(&mut model.weights, k, &rows[i], lr, &z);
+                linear_step(&mut model.weights, k, &rows[i], lr, &z, &mut active);
             }
             let keep = 1.0 - t.decay * lr;
             model.weights.iter_mut().for_each(|w| *w *= keep);
+            let loss = (loss / (rows.len() * k) as f64) as f32;
+            let done = t.converged(e, prev, loss) || e + 1 == epochs;
+            if done {
+                tracing::debug!(tags = k, epochs = e + 1, loss, "tag head trained");
+                break;
+            }
+            prev = loss;
         }
         Some(model)
     }

@@ -90,15 +90,28 @@ impl TrainingSet {
     ) -> Classifier {
         let n = vocabulary.len();
         let t = &model::TRAIN;
+        let rows = &self.rows;
+        // The four heads are independent: one thread each (they only read the rows).
+        let (correspondent, document_type, storage_path, tags) = std::thread::scope(|s| {
+            let c = s.spawn(|| SingleLabel::train(rows, &self.correspondent, n, t));
+            let d = s.spawn(|| SingleLabel::train(rows, &self.document_type, n, t));
+            let p = s.spawn(|| SingleLabel::train(rows, &self.storage_path, n, t));
+            let tags = MultiLabel::train(rows, &self.tags, n, t);
+            let join = |h: std::thread::ScopedJoinHandle<'_, Option<SingleLabel>>| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            (join(c), join(d), join(p), tags)
+        });
         Classifier {
             format_version: FORMAT_VERSION,
             last_modified,
             fingerprint,
             documents: self.rows.len(),
-            correspondent: SingleLabel::train(&self.rows, &self.correspondent, n, t),
-            document_type: SingleLabel::train(&self.rows, &self.document_type, n, t),
-            storage_path: SingleLabel::train(&self.rows, &self.storage_path, n, t),
-            tags: MultiLabel::train(&self.rows, &self.tags, n, t),
+            correspondent,
+            document_type,
+            storage_path,
+            tags,
             vocabulary,
         }
     }
