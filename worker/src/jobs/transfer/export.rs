@@ -269,8 +269,14 @@ struct CopyTask {
 /// Files copied at once (I/O bound: the copies, `-c` hashing, the stats).
 const COPY_THREADS: usize = 4;
 
-/// Runs `tasks` on [`COPY_THREADS`] threads: (copied, unchanged), or the first error.
-fn copy_batch(tasks: Vec<CopyTask>, compare_checksums: bool) -> Result<(u64, u64), JobError> {
+/// Runs `tasks` on [`COPY_THREADS`] threads: (copied, unchanged), or the first error. `link`
+/// (the zip's scratch folder, deleted after zipping): a hard link where the file system allows,
+/// else a copy.
+fn copy_batch(
+    tasks: Vec<CopyTask>,
+    compare_checksums: bool,
+    link: bool,
+) -> Result<(u64, u64), JobError> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -288,6 +294,8 @@ fn copy_batch(tasks: Vec<CopyTask>, compare_checksums: bool) -> Result<(u64, u64
                     "export aborted: the file {} does not exist",
                     t.src.display()
                 )))
+            } else if link && link_new(&t.src, &t.dst) {
+                Ok(true)
             } else {
                 copy_if_changed(&t.src, &t.dst, t.checksum.as_deref(), compare_checksums)
                     .map_err(|e| io_err("cannot copy to", &t.dst, e))
@@ -316,6 +324,13 @@ fn copy_batch(tasks: Vec<CopyTask>, compare_checksums: bool) -> Result<(u64, u64
         return Err(e);
     }
     Ok((copied.into_inner(), skipped.into_inner()))
+}
+
+/// Hard-links `src` as a new `dst` (parents created); false if that is not possible.
+fn link_new(src: &Path, dst: &Path) -> bool {
+    dst.parent()
+        .is_none_or(|p| std::fs::create_dir_all(p).is_ok())
+        && std::fs::hard_link(src, dst).is_ok()
 }
 
 /// Flushes the file system that holds `dir` (every file copied into it) to disk.
@@ -385,8 +400,9 @@ impl Run<'_> {
         if !self.tasks.is_empty() {
             let tasks = std::mem::take(&mut self.tasks);
             let compare = self.args.compare_checksums;
+            let link = self.args.zip;
             *pending = Some(tokio::task::spawn_blocking(move || {
-                copy_batch(tasks, compare)
+                copy_batch(tasks, compare, link)
             }));
         }
         Ok(())
@@ -534,9 +550,10 @@ async fn export(
     run.keep(&manifest);
     run.keep(&work.join("metadata.json"));
     let r = write_manifest(&mut run, &manifest_tmp, ctx).await;
-    // Every copied file reaches the disk before the new manifest names it.
+    // Every copied file reaches the disk before the new manifest names it (a zip's scratch
+    // folder is not flushed: the zip is, when it is written).
     let r = match r {
-        Ok(n) => {
+        Ok(n) if !args.zip => {
             let w = work.clone();
             tokio::task::spawn_blocking(move || sync_fs(&w))
                 .await
@@ -544,7 +561,7 @@ async fn export(
                 .and_then(|x| x.map_err(|e| io_err("cannot flush", &work, e)))
                 .map(|()| n)
         }
-        Err(e) => Err(e),
+        other => other,
     };
     let documents = match r {
         Ok(n) => n,
