@@ -10,6 +10,7 @@
 //! target/release/paperboy-bench index --docs 10000,100000
 //! target/release/paperboy-bench mail --messages 1000 --mailbox 10000
 //! target/release/paperboy-bench sanity --docs 10000
+//! target/release/paperboy-bench transfer --docs 1000,10000
 //! ```
 
 mod archive;
@@ -20,6 +21,7 @@ mod index;
 mod mail;
 mod queue;
 mod sanity;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -132,6 +134,17 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// `paperboy export` and `paperboy import` on the bench corpus: a fresh export, the same
+    /// again with nothing changed, with `-c`, with `-z`, and the import into an empty archive
+    /// (enqueue → done, each on a fresh worker for its peak RSS), beside `cp -a` of the media
+    /// root (alone and with `sync`) and `sha256sum` of every file.
+    Transfer {
+        /// Corpus sizes, one run each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        docs: Vec<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Writes a realistic archive (documents, files, thumbnails, tags, correspondents, custom
     /// fields, notes, trash) straight into an empty database and media root. The database and
     /// media root come from the usual settings (PAPERBOY_DATABASE_URL, PAPERBOY_DATA_DIR,
@@ -229,6 +242,12 @@ fn main() -> Result<()> {
             docs,
             seed,
             runs,
+        })),
+        Command::Transfer { docs, seed } => rt.block_on(transfer::run(transfer::Args {
+            redis_url: cli.redis_url,
+            bin_dir,
+            docs,
+            seed,
         })),
         Command::Corpus {
             docs,

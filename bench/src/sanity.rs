@@ -80,7 +80,7 @@ fn names(media: &Path) -> HashSet<PathBuf> {
 }
 
 /// Seconds of a `sh -c script` with `$1` = `arg`.
-fn shell_seconds(script: &str, arg: &Path) -> Result<f64> {
+pub fn shell_seconds(script: &str, arg: &Path) -> Result<f64> {
     let start = Instant::now();
     let status = Command::new("sh")
         .args(["-c", script, "sh"])

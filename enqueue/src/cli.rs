@@ -556,7 +556,7 @@ pub struct ExportCmd {
     /// Delete files in the target that this export did not write (symlinks removed, not followed)
     #[arg(short = 'd', long)]
     pub delete: bool,
-    /// Name files with the filename format (not available yet: default names are used)
+    /// Name files with the storage path / PAPERBOY_FILENAME_FORMAT templates (folders included)
     #[arg(short = 'f', long)]
     pub use_filename_format: bool,
     /// No archive PDFs (`-na`)
@@ -577,6 +577,10 @@ pub struct ExportCmd {
     /// Manifest and metadata only, no document files
     #[arg(long)]
     pub data_only: bool,
+    /// Records per batch (paperless-ngx 3.0 flag, memory/throughput only): accepted for
+    /// compatibility; paperboy streams records and pages by its own sizes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
     #[command(flatten)]
     pub passphrase: PassphraseArg,
     #[command(flatten)]
@@ -597,6 +601,10 @@ pub struct ImportCmd {
     /// Do not verify file checksums against the manifest
     #[arg(long)]
     pub no_verify: bool,
+    /// Records per batch (paperless-ngx 3.0 flag, memory/throughput only): accepted for
+    /// compatibility; paperboy streams records and pages by its own sizes
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: Option<u64>,
     #[command(flatten)]
     pub passphrase: PassphraseArg,
     #[command(flatten)]
@@ -927,5 +935,21 @@ mod transfer_tests {
             panic!("not import")
         };
         assert_eq!(i.passphrase.passphrase.as_deref(), Some(""));
+    }
+
+    /// Spec §8 case 36: `--batch-size N` is accepted (by both commands); 0 is refused.
+    #[test]
+    fn batch_size_is_accepted() {
+        let cli = Cli::parse_from(["paperboy", "document_importer", "/s", "--batch-size", "100"]);
+        let Command::Import(i) = cli.command else {
+            panic!("not import")
+        };
+        assert_eq!(i.batch_size, Some(100));
+        let cli = Cli::parse_from(["paperboy", "export", "/t", "--batch-size", "1"]);
+        let Command::Export(e) = cli.command else {
+            panic!("not export")
+        };
+        assert_eq!(e.batch_size, Some(1));
+        assert!(Cli::try_parse_from(["paperboy", "import", "/s", "--batch-size", "0"]).is_err());
     }
 }

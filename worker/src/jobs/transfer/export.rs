@@ -65,10 +65,11 @@ impl ArrayWriter {
         serde_json::to_writer_pretty(&mut self.w, v)?;
         Ok(())
     }
-    fn finish(mut self) -> std::io::Result<()> {
+    /// Closes the array; `sync`: flushed to disk now (else by the export's `syncfs`).
+    fn finish(mut self, sync: bool) -> std::io::Result<()> {
         self.w.write_all(b"\n]")?;
         let f = self.w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
+        if sync { f.sync_all() } else { Ok(()) }
     }
 }
 
@@ -85,7 +86,7 @@ fn put_json(tmp: &Path, dest: &Path, compare_json: bool) -> std::io::Result<bool
     Ok(true)
 }
 
-fn write_json(dest: &Path, v: &Value, compare_json: bool) -> std::io::Result<bool> {
+fn write_json(dest: &Path, v: &Value, compare_json: bool, sync: bool) -> std::io::Result<bool> {
     if let Some(p) = dest.parent() {
         std::fs::create_dir_all(p)?;
     }
@@ -96,7 +97,7 @@ fn write_json(dest: &Path, v: &Value, compare_json: bool) -> std::io::Result<boo
             for r in a {
                 w.push(r)?;
             }
-            w.finish()?;
+            w.finish(sync)?;
         }
         _ => {
             drop(w);
@@ -156,11 +157,25 @@ pub struct Names {
     pub manifest: String,
 }
 
+/// 128 bits of a name (two SipHash-1-3 runs with different prefixes): the sets of names used
+/// and files written hold these, not the strings, so an export of 100k documents keeps a few
+/// MB of them (a collision, at odds of about n²/2¹²⁹, would only number a name `_01`).
+pub fn name_key(name: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        name.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
 /// The unique export names of a document: `[created] [correspondent] [title]`, `_NN` on a
 /// collision, the extension. Unlike upstream, the derived names (thumbnail, archive, split
 /// manifest) are reserved too, so `X.pdf` and `X.jpg` do not share `X-thumbnail.webp`; names
 /// are compared case-insensitively.
-pub fn unique_names(used: &mut HashSet<String>, display: &str, ext: &str) -> Names {
+pub fn unique_names(used: &mut HashSet<u128>, display: &str, ext: &str) -> Names {
     unique_names_by(used, !ext.is_empty(), |n| {
         let stem_in = if n == 0 {
             display.to_string()
@@ -174,7 +189,7 @@ pub fn unique_names(used: &mut HashSet<String>, display: &str, ext: &str) -> Nam
 /// Like [`unique_names`] for any namer: `original(n)` is the original's name with counter `n`
 /// (extension included if `has_ext`; it may hold folders, which the derived names share).
 pub fn unique_names_by(
-    used: &mut HashSet<String>,
+    used: &mut HashSet<u128>,
     has_ext: bool,
     original: impl Fn(u32) -> String,
 ) -> Names {
@@ -197,7 +212,7 @@ pub fn unique_names_by(
             &names.archive,
             &names.manifest,
         ]
-        .map(|s| s.to_lowercase());
+        .map(|s| name_key(&s.to_lowercase()));
         if keys.iter().all(|k| !used.contains(k)) {
             used.extend(keys);
             return names;
@@ -208,7 +223,8 @@ pub fn unique_names_by(
 
 /// Copies `src` over `dst` when it changed: `-c` compares the target's checksum with the
 /// database's, otherwise mtime and size. The copy gets the source's mtime. A symlink at `dst`
-/// is replaced, never written through. Returns whether it copied.
+/// is replaced, never written through. Returns whether it copied. Not flushed one by one: the
+/// export flushes the target's file system once (`syncfs`) before the manifest goes in.
 fn copy_if_changed(
     src: &Path,
     dst: &Path,
@@ -238,9 +254,90 @@ fn copy_if_changed(
         times = times.set_accessed(a);
     }
     let _ = f.set_times(times);
-    f.sync_all()?;
+    drop(f);
     std::fs::rename(&tmp, dst)?;
     Ok(true)
+}
+
+/// One file to bring up to date in the export.
+struct CopyTask {
+    src: PathBuf,
+    dst: PathBuf,
+    checksum: Option<String>,
+}
+
+/// Files copied at once (I/O bound: the copies, `-c` hashing, the stats).
+const COPY_THREADS: usize = 4;
+
+/// Runs `tasks` on [`COPY_THREADS`] threads: (copied, unchanged), or the first error. `link`
+/// (the zip's scratch folder, deleted after zipping): a hard link where the file system allows,
+/// else a copy.
+fn copy_batch(
+    tasks: Vec<CopyTask>,
+    compare_checksums: bool,
+    link: bool,
+) -> Result<(u64, u64), JobError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let (copied, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
+    let failed: Mutex<Option<JobError>> = Mutex::new(None);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(t) = tasks.get(i) else { break };
+            if failed.lock().expect("not poisoned").is_some() {
+                break;
+            }
+            let r = if !t.src.is_file() {
+                Err(perm(format!(
+                    "export aborted: the file {} does not exist",
+                    t.src.display()
+                )))
+            } else if link && link_new(&t.src, &t.dst) {
+                Ok(true)
+            } else {
+                copy_if_changed(&t.src, &t.dst, t.checksum.as_deref(), compare_checksums)
+                    .map_err(|e| io_err("cannot copy to", &t.dst, e))
+            };
+            match r {
+                Ok(true) => {
+                    copied.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failed.lock().expect("not poisoned").get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..COPY_THREADS.min(tasks.len()) {
+            s.spawn(work);
+        }
+        work();
+    });
+    if let Some(e) = failed.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    Ok((copied.into_inner(), skipped.into_inner()))
+}
+
+/// Hard-links `src` as a new `dst` (parents created); false if that is not possible.
+fn link_new(src: &Path, dst: &Path) -> bool {
+    dst.parent()
+        .is_none_or(|p| std::fs::create_dir_all(p).is_ok())
+        && std::fs::hard_link(src, dst).is_ok()
+}
+
+/// Flushes the file system that holds `dir` (every file copied into it) to disk.
+fn sync_fs(dir: &Path) -> std::io::Result<()> {
+    let d = std::fs::File::open(dir)?;
+    rustix::fs::syncfs(&d)?;
+    Ok(())
 }
 
 fn file_sha256(p: &Path) -> std::io::Result<String> {
@@ -255,10 +352,15 @@ struct Run<'a> {
     work: PathBuf,
     media: Media,
     crypto: Option<Crypto>,
-    written: HashSet<PathBuf>,
+    /// Keys ([`name_key`]) of every path this run wrote or kept (only with `-d`).
+    written: HashSet<u128>,
+    /// Copies queued for the current batch of documents.
+    tasks: Vec<CopyTask>,
     copied: u64,
     skipped: u64,
     json_unchanged: u64,
+    /// What upstream prints as a notice (returned in the result).
+    notices: Vec<String>,
 }
 
 impl Run<'_> {
@@ -270,19 +372,50 @@ impl Run<'_> {
         }
     }
 
-    fn copy(&mut self, src: &Path, rel: &str, checksum: Option<&str>) -> Result<(), JobError> {
-        let dst = self.work.join(rel);
-        self.written.insert(dst.clone());
-        if !src.is_file() {
-            return Err(perm(format!(
-                "export aborted: the file {} does not exist",
-                src.display()
-            )));
+    /// Records that this run wrote or kept `path` (for `-d`).
+    fn keep(&mut self, path: &Path) {
+        if self.args.delete && !self.args.zip {
+            self.written.insert(name_key(&path.to_string_lossy()));
         }
-        match copy_if_changed(src, &dst, checksum, self.args.compare_checksums) {
-            Ok(true) => self.copied += 1,
-            Ok(false) => self.skipped += 1,
-            Err(e) => return Err(io_err("cannot copy to", &dst, e)),
+    }
+
+    /// Queues the copy of `src` to `rel` (run by [`Run::flush`]).
+    fn copy(&mut self, src: PathBuf, rel: &str, checksum: Option<&str>) {
+        let dst = self.work.join(rel);
+        self.keep(&dst);
+        self.tasks.push(CopyTask {
+            src,
+            dst,
+            checksum: checksum.map(str::to_string),
+        });
+    }
+
+    /// Starts the queued copies on their threads; the previous batch's copies are waited for
+    /// first, so one batch copies while the next is read from the database.
+    async fn flush(
+        &mut self,
+        pending: &mut Option<tokio::task::JoinHandle<Result<(u64, u64), JobError>>>,
+    ) -> Result<(), JobError> {
+        self.wait(pending).await?;
+        if !self.tasks.is_empty() {
+            let tasks = std::mem::take(&mut self.tasks);
+            let compare = self.args.compare_checksums;
+            let link = self.args.zip;
+            *pending = Some(tokio::task::spawn_blocking(move || {
+                copy_batch(tasks, compare, link)
+            }));
+        }
+        Ok(())
+    }
+
+    async fn wait(
+        &mut self,
+        pending: &mut Option<tokio::task::JoinHandle<Result<(u64, u64), JobError>>>,
+    ) -> Result<(), JobError> {
+        if let Some(h) = pending.take() {
+            let (c, s) = h.await.map_err(|e| perm(e.to_string()))??;
+            self.copied += c;
+            self.skipped += s;
         }
         Ok(())
     }
@@ -350,6 +483,8 @@ async fn export(
     ctx: &JobContext,
 ) -> Result<Value, JobError> {
     let target = PathBuf::from(&args.target);
+    // The zip's default name has the date in PAPERBOY_TIME_ZONE (upstream: PAPERLESS_TIME_ZONE).
+    let tz = super::time_zone(ctx.config())?;
     if !target.exists() {
         return Err(perm(format!(
             "That path doesn't exist: {}",
@@ -390,18 +525,6 @@ async fn export(
         .as_ref()
         .map(|t| t.path().to_path_buf())
         .unwrap_or_else(|| target.clone());
-    // Deletion candidates: every file or symlink there now (links are not followed).
-    let before: Vec<PathBuf> = if args.delete && !args.zip {
-        walkdir::WalkDir::new(&work)
-            .follow_links(false)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_type().is_dir())
-            .map(|e| e.into_path())
-            .collect()
-    } else {
-        vec![]
-    };
     let crypto = match pass {
         Some(p) => Some(
             tokio::task::spawn_blocking(move || Crypto::new_export(&p))
@@ -416,15 +539,30 @@ async fn export(
         media: Media::from_config(ctx.config()),
         crypto,
         written: HashSet::new(),
+        tasks: vec![],
         copied: 0,
         skipped: 0,
         json_unchanged: 0,
+        notices: vec![],
     };
     let manifest = work.join("manifest.json");
     let manifest_tmp = tmp_name(&manifest);
-    run.written.insert(manifest.clone());
-    run.written.insert(work.join("metadata.json"));
+    run.keep(&manifest);
+    run.keep(&work.join("metadata.json"));
     let r = write_manifest(&mut run, &manifest_tmp, ctx).await;
+    // Every copied file reaches the disk before the new manifest names it (a zip's scratch
+    // folder is not flushed: the zip is, when it is written).
+    let r = match r {
+        Ok(n) if !args.zip => {
+            let w = work.clone();
+            tokio::task::spawn_blocking(move || sync_fs(&w))
+                .await
+                .map_err(|e| perm(e.to_string()))
+                .and_then(|x| x.map_err(|e| io_err("cannot flush", &work, e)))
+                .map(|()| n)
+        }
+        other => other,
+    };
     let documents = match r {
         Ok(n) => n,
         Err(e) => {
@@ -442,16 +580,27 @@ async fn export(
         meta["__crypto__"] = c.metadata();
     }
     let meta_path = work.join("metadata.json");
-    if !write_json(&meta_path, &meta, args.compare_json)
+    if !write_json(&meta_path, &meta, args.compare_json, true)
         .map_err(|e| io_err("cannot write", &meta_path, e))?
     {
         run.json_unchanged += 1;
     }
     let mut deleted = 0u64;
-    for p in before {
-        if run.written.contains(&p) {
-            continue;
-        }
+    // -d: every file or symlink in the target this run did not write or keep (links are not
+    // followed; the listing is taken now, so it holds nothing but the target's own files).
+    let leftovers: Vec<PathBuf> = if args.delete && !args.zip {
+        walkdir::WalkDir::new(&work)
+            .follow_links(false)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_type().is_dir())
+            .map(|e| e.into_path())
+            .filter(|p| !run.written.contains(&name_key(&p.to_string_lossy())))
+            .collect()
+    } else {
+        vec![]
+    };
+    for p in leftovers {
         // remove_file on a symlink removes the link, not what it points at.
         if std::fs::remove_file(&p).is_ok() {
             deleted += 1;
@@ -468,9 +617,10 @@ async fn export(
     if let Some(tmp) = zip_tmp {
         let name = format!(
             "{}.zip",
-            args.zip_name
-                .clone()
-                .unwrap_or_else(|| format!("export-{}", chrono::Local::now().format("%Y-%m-%d")))
+            args.zip_name.clone().unwrap_or_else(|| format!(
+                "export-{}",
+                chrono::Utc::now().with_timezone(&tz).format("%Y-%m-%d")
+            ))
         );
         let dest = target.join(&name);
         let src = tmp.path().to_path_buf();
@@ -507,6 +657,7 @@ async fn export(
         "json_unchanged": run.json_unchanged,
         "deleted": deleted,
         "zip": zip_file,
+        "notices": run.notices,
         "filename_format": if args.use_filename_format { "storage path / PAPERBOY_FILENAME_FORMAT" } else { "default" },
     }))
 }
@@ -560,6 +711,13 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
             let rows = transfer::rows_after(&mut tx, m, after, BATCH).await?;
             let Some(last) = rows.last() else { break };
             after = last.pk;
+            if run.crypto.is_none()
+                && SENSITIVE.iter().any(|(l, _)| l == label)
+                && run.notices.is_empty()
+            {
+                run.notices
+                    .push("No passphrase was given, sensitive fields will be in plaintext".into());
+            }
             let links = links_for(&mut tx, m, &rows).await?;
             for row in &rows {
                 out.push(&record(m, row, &links, run.crypto.as_ref()))
@@ -592,117 +750,127 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     };
     let mut done = 0u64;
     let mut after = 0;
-    loop {
-        let rows = transfer::rows_after(&mut tx, docm, after, 200).await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            break;
-        };
-        let (lo, hi) = (first.pk, last.pk);
-        after = hi;
-        let links = links_for(&mut tx, docm, &rows).await?;
-        let mut extra: HashMap<i64, Vec<Value>> = HashMap::new();
-        if split {
-            for m in [notem, cfim] {
-                for r in transfer::rows_by_document(&mut tx, m, lo, hi).await? {
-                    if let Val::Int(d) = get(m, &r, "document") {
-                        extra.entry(*d).or_default().push(record(m, &r, &[], None));
+    let mut pending = None;
+    let r: Result<(), JobError> = async {
+        loop {
+            let rows = transfer::rows_after(&mut tx, docm, after, 200).await?;
+            let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+                break;
+            };
+            let (lo, hi) = (first.pk, last.pk);
+            after = hi;
+            let links = links_for(&mut tx, docm, &rows).await?;
+            let mut extra: HashMap<i64, Vec<Value>> = HashMap::new();
+            if split {
+                for m in [notem, cfim] {
+                    for r in transfer::rows_by_document(&mut tx, m, lo, hi).await? {
+                        if let Val::Int(d) = get(m, &r, "document") {
+                            extra.entry(*d).or_default().push(record(m, &r, &[], None));
+                        }
                     }
                 }
             }
-        }
-        for row in &rows {
-            let mut rec = record(docm, row, &links, None);
-            let created = text_of(get(docm, row, "created")).unwrap_or_default();
-            let mut display = created.to_string();
-            if let Val::Int(c) = get(docm, row, "correspondent")
-                && let Some(n) = corr.get(c)
-            {
-                display = format!("{display} {n}");
-            }
-            if let Some(t) = text_of(get(docm, row, "title")).filter(|t| !t.is_empty()) {
-                display = format!("{display} {t}");
-            }
-            let mime = text_of(get(docm, row, "mime_type")).unwrap_or_default();
-            let names = match &name_settings {
-                Some(settings) => {
-                    let data = files::naming(&mut tx, row.pk).await?.ok_or_else(|| {
-                        JobError::Transient(format!("document {} vanished mid-export", row.pk))
-                    })?;
-                    let namer = Namer::new(&NameInfo::from_data(&data), settings);
-                    unique_names_by(&mut used, true, |n| {
-                        let name = namer.candidate(Which::Original, n);
-                        if name.chars().count() > filenames::MAX_NAME_CHARS {
-                            namer.default_name(Which::Original, n)
-                        } else {
-                            name
-                        }
-                    })
+            for row in &rows {
+                let mut rec = record(docm, row, &links, None);
+                let created = text_of(get(docm, row, "created")).unwrap_or_default();
+                let mut display = created.to_string();
+                if let Val::Int(c) = get(docm, row, "correspondent")
+                    && let Some(n) = corr.get(c)
+                {
+                    display = format!("{display} {n}");
                 }
-                None => unique_names(&mut used, &display, extension(mime)),
-            };
-            let original = run.prefixed("originals", &names.original);
-            rec["__exported_file_name__"] = json!(original);
-            let filename = text_of(get(docm, row, "filename"))
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    media::default_filename(row.pk, extension(mime).trim_start_matches('.'))
-                });
-            let checksum = text_of(get(docm, row, "checksum")).map(str::to_string);
-            if !run.args.data_only {
-                let src = run
-                    .media
-                    .path(Folder::Originals, &filename)
-                    .map_err(JobError::from_classified)?;
-                run.copy(
-                    &src,
-                    &original,
-                    checksum.as_deref().filter(|c| c.len() == 64),
-                )?;
-            }
-            if !run.args.no_thumbnail {
-                let thumb = run.prefixed("thumbnails", &names.thumbnail);
-                rec["__exported_thumbnail_name__"] = json!(thumb);
-                if !run.args.data_only {
-                    let src = run.media.thumbnail(row.pk);
-                    run.copy(&src, &thumb, None)?;
+                if let Some(t) = text_of(get(docm, row, "title")).filter(|t| !t.is_empty()) {
+                    display = format!("{display} {t}");
                 }
-            }
-            if let (false, Some(a)) = (
-                run.args.no_archive,
-                text_of(get(docm, row, "archive_filename")),
-            ) {
-                let arch = run.prefixed("archive", &names.archive);
-                rec["__exported_archive_name__"] = json!(arch);
+                let mime = text_of(get(docm, row, "mime_type")).unwrap_or_default();
+                let names = match &name_settings {
+                    Some(settings) => {
+                        let data = files::naming(&mut tx, row.pk).await?.ok_or_else(|| {
+                            JobError::Transient(format!("document {} vanished mid-export", row.pk))
+                        })?;
+                        let namer = Namer::new(&NameInfo::from_data(&data), settings);
+                        unique_names_by(&mut used, true, |n| {
+                            let name = namer.candidate(Which::Original, n);
+                            if name.chars().count() > filenames::MAX_NAME_CHARS {
+                                namer.default_name(Which::Original, n)
+                            } else {
+                                name
+                            }
+                        })
+                    }
+                    None => unique_names(&mut used, &display, extension(mime)),
+                };
+                let original = run.prefixed("originals", &names.original);
+                rec["__exported_file_name__"] = json!(original);
+                let filename = text_of(get(docm, row, "filename"))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| {
+                        media::default_filename(row.pk, extension(mime).trim_start_matches('.'))
+                    });
+                let checksum = text_of(get(docm, row, "checksum")).map(str::to_string);
                 if !run.args.data_only {
                     let src = run
                         .media
-                        .path(Folder::Archive, a)
+                        .path(Folder::Originals, &filename)
                         .map_err(JobError::from_classified)?;
-                    let sum = text_of(get(docm, row, "archive_checksum")).map(str::to_string);
-                    run.copy(&src, &arch, sum.as_deref().filter(|c| c.len() == 64))?;
+                    run.copy(
+                        src,
+                        &original,
+                        checksum.as_deref().filter(|c| c.len() == 64),
+                    );
                 }
-            }
-            if split {
-                let mut arr = vec![rec];
-                arr.extend(extra.remove(&row.pk).unwrap_or_default());
-                let rel = run.prefixed("json", &names.manifest);
-                let dest = run.work.join(&rel);
-                run.written.insert(dest.clone());
-                if !write_json(&dest, &Value::Array(arr), run.args.compare_json)
-                    .map_err(|e| io_err("cannot write", &dest, e))?
-                {
-                    run.json_unchanged += 1;
+                if !run.args.no_thumbnail {
+                    let thumb = run.prefixed("thumbnails", &names.thumbnail);
+                    rec["__exported_thumbnail_name__"] = json!(thumb);
+                    if !run.args.data_only {
+                        let src = run.media.thumbnail(row.pk);
+                        run.copy(src, &thumb, None);
+                    }
                 }
-            } else {
-                out.push(&rec).map_err(w)?;
+                if let (false, Some(a)) = (
+                    run.args.no_archive,
+                    text_of(get(docm, row, "archive_filename")),
+                ) {
+                    let arch = run.prefixed("archive", &names.archive);
+                    rec["__exported_archive_name__"] = json!(arch);
+                    if !run.args.data_only {
+                        let src = run
+                            .media
+                            .path(Folder::Archive, a)
+                            .map_err(JobError::from_classified)?;
+                        let sum = text_of(get(docm, row, "archive_checksum")).map(str::to_string);
+                        run.copy(src, &arch, sum.as_deref().filter(|c| c.len() == 64));
+                    }
+                }
+                if split {
+                    let mut arr = vec![rec];
+                    arr.extend(extra.remove(&row.pk).unwrap_or_default());
+                    let rel = run.prefixed("json", &names.manifest);
+                    let dest = run.work.join(&rel);
+                    run.keep(&dest);
+                    if !write_json(&dest, &Value::Array(arr), run.args.compare_json, false)
+                        .map_err(|e| io_err("cannot write", &dest, e))?
+                    {
+                        run.json_unchanged += 1;
+                    }
+                } else {
+                    out.push(&rec).map_err(w)?;
+                }
+                done += 1;
             }
-            done += 1;
+            run.flush(&mut pending).await?;
+            ctx.progress(done, total_docs as u64, "documents");
+            ctx.check_cancelled()?;
         }
-        ctx.progress(done, total_docs as u64, "documents");
-        ctx.check_cancelled()?;
+        Ok(())
     }
+    .await;
+    // The last batch's copies (and, after a failure, whatever still runs) end before we return.
+    let copies = run.wait(&mut pending).await;
+    r?;
+    copies?;
     let _ = tx.rollback().await;
-    out.finish().map_err(w)?;
+    out.finish(true).map_err(w)?;
     let _ = Kind::Int;
     Ok(done)
 }

@@ -47,6 +47,8 @@ struct Plan {
     new_checksum: HashMap<i64, (Option<String>, Option<String>)>,
     problems: Vec<String>,
     files: u64,
+    /// PAPERBOY_TIME_ZONE: ≤ 2.15 `created` datetimes become dates in it.
+    tz: chrono_tz::Tz,
 }
 
 impl Plan {
@@ -69,8 +71,27 @@ async fn import(
             source.display()
         )));
     }
+    let tz = super::time_zone(ctx.config())?;
     let media = Media::from_config(ctx.config());
     media.ensure_dirs().map_err(JobError::from_classified)?;
+    // What upstream only warns about is said in the result (and in an error, if one follows).
+    let mut notices: Vec<String> = vec![];
+    if !args.data_only {
+        for folder in [Folder::Originals, Folder::Archive] {
+            if let Some(f) = first_file(&media.dir(folder)) {
+                notices.push(format!(
+                    "Found file {f}, this might indicate a non-empty installation"
+                ));
+            }
+        }
+    }
+    let refuse = |notices: &[String], msg: String| -> JobError {
+        if notices.is_empty() {
+            perm(msg)
+        } else {
+            perm(format!("{msg}\nnotices: {}", notices.join("; ")))
+        }
+    };
     // A zip is extracted into a private folder under the data dir (removed at the end).
     let _extracted;
     let root = if source.is_file() {
@@ -85,25 +106,30 @@ async fn import(
         tokio::task::spawn_blocking(move || extract_zip(&s, &t))
             .await
             .map_err(|e| perm(e.to_string()))?
-            .map_err(perm)?;
+            .map_err(|e| refuse(&notices, e))?;
         let root = tmp.path().to_path_buf();
         _extracted = tmp;
         root
     } else {
         std::fs::read_dir(&source).map_err(|_| {
-            perm(format!(
-                "That path doesn't appear to be readable: {}",
-                source.display()
-            ))
+            refuse(
+                &notices,
+                format!(
+                    "That path doesn't appear to be readable: {}",
+                    source.display()
+                ),
+            )
         })?;
         source.clone()
     };
     if !root.join("manifest.json").is_file() {
-        return Err(perm(
-            "That directory doesn't appear to contain a manifest.json file.",
+        return Err(refuse(
+            &notices,
+            "That directory doesn't appear to contain a manifest.json file.".into(),
         ));
     }
-    let (version, crypto) = metadata(&root, pass.as_deref())?;
+    let (version, crypto) =
+        metadata(&root, pass.as_deref(), &mut notices).map_err(|e| refuse(&notices, e))?;
 
     if !args.allow_existing {
         let mut conn = ctx
@@ -120,12 +146,15 @@ async fn import(
             }
         }
         if !found.is_empty() {
-            return Err(perm(format!(
-                "the archive is not empty ({}): import into an empty archive, or pass \
+            return Err(refuse(
+                &notices,
+                format!(
+                    "the archive is not empty ({}): import into an empty archive, or pass \
                  --allow-existing (then any record whose id or unique name exists aborts the import; \
                  nothing is overwritten)",
-                found.join(", ")
-            )));
+                    found.join(", ")
+                ),
+            ));
         }
     }
 
@@ -151,6 +180,7 @@ async fn import(
                 data_only,
                 verify,
                 crypto.as_deref(),
+                tz,
             )
         })
         .await
@@ -162,10 +192,13 @@ async fn import(
         } else {
             ""
         };
-        return Err(perm(format!(
-            "the export is refused, nothing was imported{more}:\n  {}",
-            plan.problems.join("\n  ")
-        )));
+        return Err(refuse(
+            &notices,
+            format!(
+                "the export is refused, nothing was imported{more}:\n  {}",
+                plan.problems.join("\n  ")
+            ),
+        ));
     }
     ctx.check_cancelled()?;
 
@@ -202,40 +235,66 @@ async fn import(
         "skipped_models": plan.skipped,
         "unknown_fields": plan.unknown,
         "translated": plan.translated,
+        "notices": notices,
     }))
 }
 
+/// The first regular file under `dir` (relative to it), if any.
+fn first_file(dir: &Path) -> Option<String> {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_type().is_file())
+        .and_then(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+}
+
+/// `metadata.json` (else the ≤ 2.9 `version.json`): the version and the crypto parameters.
 fn metadata(
     root: &Path,
     pass: Option<&str>,
-) -> Result<(Option<String>, Option<std::sync::Arc<Crypto>>), JobError> {
+    notices: &mut Vec<String>,
+) -> Result<(Option<String>, Option<std::sync::Arc<Crypto>>), String> {
     let meta = ["metadata.json", "version.json"]
         .iter()
         .map(|n| root.join(n))
         .find(|p| p.is_file());
     let Some(meta) = meta else {
+        notices.push("No version.json or metadata.json file located".into());
         if pass.is_some() {
-            return Err(perm(
-                "a passphrase was given but the export has no metadata.json",
-            ));
+            return Err("a passphrase was given but the export has no metadata.json".into());
         }
         return Ok((None, None));
     };
-    let text =
-        std::fs::read_to_string(&meta).map_err(|e| super::io_err("cannot read", &meta, e))?;
+    let name = meta.file_name().unwrap_or_default().to_string_lossy();
+    let text = std::fs::read_to_string(&meta)
+        .map_err(|e| format!("cannot read {}: {e}", meta.display()))?;
     let v: Value =
-        serde_json::from_str(&text).map_err(|e| perm(format!("{}: {e}", meta.display())))?;
+        serde_json::from_str(&text).map_err(|e| format!("Failed to parse {name}: {e}"))?;
     let version = v["version"].as_str().map(str::to_string);
+    if let Some(v) = &version
+        && v != super::FORMAT_VERSION
+    {
+        notices.push(format!(
+            "Version mismatch: Currently {}, importing {v}. Older records are upgraded on the \
+             fly (see translated); fields paperboy does not know are listed in unknown_fields",
+            super::FORMAT_VERSION
+        ));
+    }
     let crypto = match (&v["__crypto__"], pass) {
         (Value::Null, _) => None,
         (_, None) => {
-            return Err(perm(
-                "No passphrase was given, but this export contains encrypted fields",
-            ));
+            return Err(
+                "No passphrase was given, but this export contains encrypted fields".into(),
+            );
         }
-        (c, Some(p)) => Some(std::sync::Arc::new(
-            Crypto::from_metadata(p, c).map_err(perm)?,
-        )),
+        (c, Some(p)) => Some(std::sync::Arc::new(Crypto::from_metadata(p, c)?)),
     };
     Ok((version, crypto))
 }
@@ -350,13 +409,15 @@ fn validate(
     data_only: bool,
     verify: bool,
     crypto: Option<&Crypto>,
+    tz: chrono_tz::Tz,
 ) -> Plan {
     let mut plan = Plan {
         manifests: manifests(root),
+        tz,
         ..Plan::default()
     };
     let mut refs: Vec<(&'static str, i64, &'static str, &'static str, i64)> = vec![];
-    let mut dest_seen: HashSet<String> = HashSet::new();
+    let mut dest_seen: HashSet<u128> = HashSet::new();
     let files = plan.manifests.clone();
     for (idx, file) in files.iter().enumerate() {
         let fname = file
@@ -364,28 +425,45 @@ fn validate(
             .unwrap_or(file)
             .display()
             .to_string();
-        let r = for_each_record(file, |rec| {
+        let r = for_each_record(file, |mut rec| {
+            if let Some(t) = super::legacy_label(&mut rec) {
+                *plan.translated.entry(t.to_string()).or_default() += 1;
+            }
             let label = rec["model"].as_str().unwrap_or_default().to_string();
-            let Some(pk) = rec["pk"].as_i64() else {
+            if label == "documents.document"
+                && !data_only
+                && !rec["__exported_file_name__"].is_string()
+            {
                 plan.problem(format!(
-                    "{fname}: {label}: Could not coerce pk={}",
+                    "{fname}: {label} {}: The manifest file contains a record which does not \
+                     refer to an actual document file.",
                     rec["pk"]
                 ));
                 return Ok(());
+            }
+            let Some(pk) = super::pk_of(&rec["pk"]) else {
+                let raw = match &rec["pk"] {
+                    Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                };
+                plan.problem(format!("{fname}: {label}: Could not coerce pk={raw}"));
+                return Ok(());
             };
             let Some(m) = model(&label) else {
-                if !label.contains('.') {
+                if super::UNSTORED_MODELS.contains(&label.as_str()) {
+                    *plan.skipped.entry(label).or_default() += 1;
+                } else {
                     plan.problem(format!(
-                        "{fname}: Invalid model identifier {label:?} (pk {pk})"
+                        "{fname}: Invalid model identifier: {label:?} (pk {pk}) is not a \
+                         paperless-ngx model paperboy knows"
                     ));
                 }
-                *plan.skipped.entry(label).or_default() += 1;
                 return Ok(());
             };
             let what = format!("{fname}: {label} {pk}");
             let empty = serde_json::Map::new();
             let fields = rec["fields"].as_object().unwrap_or(&empty);
-            let d = match from_record(m, pk, fields) {
+            let d = match from_record(m, pk, fields, tz) {
                 Ok(d) => d,
                 Err(e) => {
                     plan.problem(format!("{fname}: {e}"));
@@ -407,13 +485,24 @@ fn validate(
                     .to_string();
                 plan.problem(format!("{what}: duplicate pk, also in {other}"));
             }
+            // References to records seen already are fine; only the others are kept, to be
+            // checked once every manifest has been read.
+            let known = |plan: &Plan, t: &str, id: i64| {
+                plan.seen.get(t).is_some_and(|s| s.contains_key(&id))
+            };
             for (c, v) in m.cols.iter().zip(&row.vals) {
-                if let (Kind::Fk(t), Val::Int(id)) = (c.kind, v) {
+                if let (Kind::Fk(t), Val::Int(id)) = (c.kind, v)
+                    && !known(&plan, t, *id)
+                {
                     refs.push((m.label, pk, c.field, t, *id));
                 }
             }
             for (l, ids) in &d.links {
-                refs.extend(ids.iter().map(|id| (m.label, pk, l.field, l.target, *id)));
+                for id in ids {
+                    if !known(&plan, l.target, *id) {
+                        refs.push((m.label, pk, l.field, l.target, *id));
+                    }
+                }
             }
             if let Some((_, fs)) = SENSITIVE.iter().find(|(l, _)| *l == m.label)
                 && let Some(c) = crypto
@@ -460,7 +549,7 @@ fn validate(
 #[allow(clippy::too_many_arguments)]
 fn check_document_files(
     plan: &mut Plan,
-    dest_seen: &mut HashSet<String>,
+    dest_seen: &mut HashSet<u128>,
     root: &Path,
     stage: &Path,
     media: &Media,
@@ -470,10 +559,8 @@ fn check_document_files(
     rec: &Value,
     what: &str,
 ) {
+    // Checked before the record was decoded.
     let Some(exported) = rec["__exported_file_name__"].as_str() else {
-        plan.problem(format!(
-            "{what}: The manifest file contains a record which does not refer to an actual document file."
-        ));
         return;
     };
     let checksum = text(m, row, "checksum").unwrap_or_default().to_string();
@@ -528,7 +615,7 @@ fn check_document_files(
                 continue;
             }
         };
-        if !dest_seen.insert(dest.clone()) {
+        if !dest_seen.insert(super::export::name_key(&dest)) {
             plan.problem(format!(
                 "{what}: {kind} destination {dest} is used by two documents"
             ));
@@ -661,10 +748,12 @@ async fn load(
             >,
         >(256);
         let manifests = plan.manifests.clone();
+        let tz = plan.tz;
         let labels: Vec<&'static str> = labels.to_vec();
         let reader = tokio::task::spawn_blocking(move || {
             let p = Plan {
                 manifests,
+                tz,
                 ..Plan::default()
             };
             let r = read_all(
@@ -758,16 +847,17 @@ fn read_all(
     mut f: impl FnMut(&'static Model, Decoded) -> Result<(), String>,
 ) -> Result<(), String> {
     for file in &plan.manifests {
-        for_each_record(file, |rec| {
+        for_each_record(file, |mut rec| {
+            super::legacy_label(&mut rec);
             let Some(m) = rec["model"].as_str().and_then(model) else {
                 return Ok(());
             };
             if !want(m, &rec) {
                 return Ok(());
             }
-            let pk = rec["pk"].as_i64().unwrap_or_default();
+            let pk = super::pk_of(&rec["pk"]).unwrap_or_default();
             let empty = serde_json::Map::new();
-            let d = from_record(m, pk, rec["fields"].as_object().unwrap_or(&empty))?;
+            let d = from_record(m, pk, rec["fields"].as_object().unwrap_or(&empty), plan.tz)?;
             f(m, d)
         })?;
     }

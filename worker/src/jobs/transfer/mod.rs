@@ -25,6 +25,70 @@ pub(crate) fn io_err(what: &str, path: &Path, e: std::io::Error) -> JobError {
     JobError::Permanent(format!("{what} {}: {e}", path.display()))
 }
 
+/// paperless-ngx models (any version) that paperboy does not store: the importer skips and
+/// counts their records, the exporter writes none. Any other label that is not in
+/// `paperboy_shared::db::transfer::MODELS` is refused ("Invalid model identifier"), as upstream
+/// refuses a label it does not know.
+pub const UNSTORED_MODELS: &[&str] = &[
+    "auth.permission",
+    "contenttypes.contenttype",
+    "guardian.userobjectpermission",
+    "guardian.groupobjectpermission",
+    "documents.savedview",
+    "documents.savedviewfilterrule",
+    "documents.uisettings",
+    "documents.sharelink",
+    "documents.sharelinkbundle",
+    "documents.workflow",
+    "documents.workflowtrigger",
+    "documents.workflowaction",
+    "documents.workflowactionemail",
+    "documents.workflowactionwebhook",
+    "documents.workflowrun",
+    "documents.consumptiontemplate",
+    "documents.paperlesstask",
+    "documents.log",
+    "paperless.applicationconfiguration",
+    "paperless_mail.processedmail",
+    "socialaccount.socialaccount",
+    "socialaccount.socialapp",
+    "socialaccount.socialtoken",
+    "mfa.authenticator",
+    "auditlog.logentry",
+    "authtoken.token",
+];
+
+/// PAPERBOY_TIME_ZONE, parsed.
+pub(crate) fn time_zone(config: &Config) -> Result<chrono_tz::Tz, JobError> {
+    config.time_zone.parse().map_err(|e| {
+        perm(format!(
+            "PAPERBOY_TIME_ZONE={:?} is not a time zone ({e}); use an IANA name like Europe/Berlin",
+            config.time_zone
+        ))
+    })
+}
+
+/// A record's pk: an integer, or a string holding one (Django coerces both).
+pub(crate) fn pk_of(v: &serde_json::Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+/// Renames a legacy record in place: 1.9–1.13's `documents.comment` (field `comment`) is
+/// 1.14's `documents.note` (field `note`). Returns what it translated.
+pub(crate) fn legacy_label(rec: &mut serde_json::Value) -> Option<&'static str> {
+    if rec["model"] != "documents.comment" {
+        return None;
+    }
+    rec["model"] = "documents.note".into();
+    if let Some(f) = rec["fields"].as_object_mut()
+        && let Some(c) = f.remove("comment")
+    {
+        f.insert("note".into(), c);
+    }
+    Some("documents.comment -> documents.note")
+}
+
 /// Reads (and forgets) the passphrase the CLI left under `DATA_DIR/secrets/`.
 pub(crate) fn read_passphrase(
     config: &Config,
@@ -155,6 +219,26 @@ mod tests {
         for bad in ["../x.pdf", "/etc/passwd", "a/../../x", "", "./", "a\\..\\b"] {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn comments_of_1_13_become_notes() {
+        let mut rec = serde_json::json!({"model": "documents.comment", "pk": 3,
+            "fields": {"comment": "hello", "document": 1, "user": 2, "created": "2022-01-01T00:00:00Z"}});
+        assert!(legacy_label(&mut rec).is_some());
+        assert_eq!(rec["model"], "documents.note");
+        assert_eq!(rec["fields"]["note"], "hello");
+        assert!(rec["fields"].get("comment").is_none());
+        let mut note = serde_json::json!({"model": "documents.note", "pk": 1, "fields": {}});
+        assert!(legacy_label(&mut note).is_none());
+    }
+
+    #[test]
+    fn pks_are_integers_or_integer_strings() {
+        assert_eq!(pk_of(&serde_json::json!(42)), Some(42));
+        assert_eq!(pk_of(&serde_json::json!("42")), Some(42));
+        assert_eq!(pk_of(&serde_json::json!("not-an-int")), None);
+        assert_eq!(pk_of(&serde_json::Value::Null), None);
     }
 
     #[test]

@@ -67,11 +67,14 @@ fn normalize_datetime(s: &str) -> Option<String> {
         .map(|t| paperboy_shared::db::to_rfc3339(t.with_timezone(&chrono::Utc)))
 }
 
-/// Decodes the `fields` of a record of a stored model. Errors name the field and value.
+/// Decodes the `fields` of a record of a stored model. Errors name the field and value. `tz`
+/// (PAPERBOY_TIME_ZONE) turns a ≤ 2.15 `created` datetime into its local date, as paperless's
+/// migration did.
 pub fn from_record(
     m: &'static Model,
     pk: i64,
     fields: &Map<String, Value>,
+    tz: chrono_tz::Tz,
 ) -> Result<Decoded, String> {
     let mut d = Decoded::default();
     let coerce = |f: &str, v: &Value| format!("Could not coerce {f}={v} for {}(pk={pk})", m.label);
@@ -116,9 +119,9 @@ pub fn from_record(
                     if s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
                         Val::Text(s.to_string())
                     } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-                        // ≤ 2.15: created was a datetime; its UTC date (paperless used TIME_ZONE).
+                        // ≤ 2.15: created was a datetime; its date in the time zone.
                         d.translated.push("created datetime -> date");
-                        Val::Text(t.with_timezone(&chrono::Utc).format("%Y-%m-%d").to_string())
+                        Val::Text(t.with_timezone(&tz).format("%Y-%m-%d").to_string())
                     } else {
                         return Err(coerce(c.field, v));
                     }
@@ -164,7 +167,7 @@ mod tests {
     fn a_record_decodes_and_encodes_back() {
         let m = model("documents.correspondent").unwrap();
         let rec = json!({"owner": 2, "name": "ACME", "match": "acme", "matching_algorithm": 1, "is_insensitive": true});
-        let d = from_record(m, 42, rec.as_object().unwrap()).unwrap();
+        let d = from_record(m, 42, rec.as_object().unwrap(), chrono_tz::UTC).unwrap();
         let row = d.row.unwrap();
         assert_eq!(row.pk, 42);
         assert_eq!(to_record(m, &row, &[])["fields"], rec);
@@ -176,7 +179,7 @@ mod tests {
         let rec = json!({"correspondent": null, "owner": 42, "title": "t", "content": "", "mime_type": "application/pdf",
             "checksum": "x", "created": "2021-03-01T23:30:00Z", "modified": "2024-03-01T10:15:30.123Z",
             "added": "2024-03-01T10:15:30Z", "tags": [1, 3, 7], "storage_type": "unencrypted", "new_field": 1});
-        let d = from_record(m, 1, rec.as_object().unwrap()).unwrap();
+        let d = from_record(m, 1, rec.as_object().unwrap(), chrono_tz::UTC).unwrap();
         let row = d.row.unwrap();
         let get = |f: &str| row.vals[m.cols.iter().position(|c| c.field == f).unwrap()].clone();
         assert_eq!(get("owner"), Val::Int(42));
@@ -195,7 +198,27 @@ mod tests {
     fn uncoercible_values_are_named() {
         let m = model("documents.correspondent").unwrap();
         let rec = json!({"name": "x", "matching_algorithm": "not-an-int"});
-        let e = from_record(m, 1, rec.as_object().unwrap()).unwrap_err();
+        let e = from_record(m, 1, rec.as_object().unwrap(), chrono_tz::UTC).unwrap_err();
         assert!(e.contains("Could not coerce matching_algorithm="), "{e}");
+    }
+
+    /// Spec §8 case 44: a ≤ 2.15 `created` datetime becomes the date in PAPERBOY_TIME_ZONE.
+    #[test]
+    fn created_datetime_becomes_the_local_date() {
+        let m = model("documents.document").unwrap();
+        let rec = json!({"title": "t", "content": "", "mime_type": "application/pdf", "checksum": "x",
+            "created": "2021-03-01T23:30:00Z", "modified": "2021-03-01T23:30:00Z", "added": "2021-03-01T23:30:00Z"});
+        let created = |tz: chrono_tz::Tz| {
+            let row = from_record(m, 1, rec.as_object().unwrap(), tz)
+                .unwrap()
+                .row
+                .unwrap();
+            row.vals[m.cols.iter().position(|c| c.field == "created").unwrap()].clone()
+        };
+        assert_eq!(
+            created(chrono_tz::Europe::Berlin),
+            Val::Text("2021-03-02".into())
+        );
+        assert_eq!(created(chrono_tz::UTC), Val::Text("2021-03-01".into()));
     }
 }
