@@ -239,27 +239,33 @@ fn cp_seconds(files: &[PathBuf]) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-pub async fn run(args: Args) -> Result<()> {
-    let scratch = tempfile::tempdir()?;
-    let media = scratch.path().join("media");
+/// A bench corpus of `docs` documents generated into `scratch`; its originals, sorted.
+pub async fn corpus_originals(scratch: &Path, docs: usize, seed: u64) -> Result<Vec<PathBuf>> {
+    let media = scratch.join("media");
     corpus::generate(&corpus::Args {
-        docs: args.docs,
-        seed: args.seed,
+        docs,
+        seed,
         batch: 500,
         database_url: Some(format!(
             "sqlite://{}?mode=rwc",
-            scratch.path().join("corpus.sqlite3").display()
+            scratch.join("corpus.sqlite3").display()
         )),
         media_root: Some(media.clone()),
         threads: 0,
         all_auto: false,
     })
     .await?;
-    let mut by_kind: [Vec<PathBuf>; 3] = Default::default();
     let mut originals: Vec<PathBuf> = std::fs::read_dir(media.join("originals"))?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
     originals.sort();
+    Ok(originals)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let originals = corpus_originals(scratch.path(), args.docs, args.seed).await?;
+    let mut by_kind: [Vec<PathBuf>; 3] = Default::default();
     for p in originals {
         if let Some(k) = classify(&p)
             && by_kind[k].len() < args.files

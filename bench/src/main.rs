@@ -70,8 +70,9 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         files: usize,
     },
-    /// Archive versions of the fixture scans: paperboy (`paperboy archive`, one worker) beside
-    /// Debian's ocrmypdf, pages/s, word accuracy, size.
+    /// Archive versions of the fixture scans and of bench corpus scans: paperboy (`paperboy
+    /// archive`, one worker) beside Debian's ocrmypdf (as paperless runs it, and one process per
+    /// core), pages/s, word accuracy, size, load.
     Archive {
         /// paperless-ngx 3.0.5 fixtures (consume-input/, export-plain/manifest.json).
         #[arg(long, default_value = "../shared/fixtures/paperless-3.0.5")]
@@ -79,6 +80,11 @@ enum Command {
         /// Only paperboy.
         #[arg(long)]
         no_ocrmypdf: bool,
+        /// Bench corpus scans (half scanned PDFs, half PNG/JPEG) as a second group; 0: none.
+        #[arg(long, default_value_t = 12)]
+        corpus_files: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// The Auto classifier on the bench corpus (every object AUTO, a fifth held out): training
     /// time, peak RSS, accuracy per field beside the majority baseline; retagger documents/s.
@@ -198,11 +204,15 @@ fn main() -> Result<()> {
         Command::Archive {
             fixtures,
             no_ocrmypdf,
+            corpus_files,
+            seed,
         } => rt.block_on(archive::run(archive::Args {
             redis_url: cli.redis_url,
             bin_dir,
             fixtures,
             no_ocrmypdf,
+            corpus_files,
+            seed,
         })),
         Command::Classifier { docs, seed } => rt.block_on(classifier::run(classifier::Args {
             redis_url: cli.redis_url,

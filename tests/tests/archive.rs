@@ -265,6 +265,15 @@ async fn scans_get_searchable_pdfa_archives_when_consumed(tdb: TestDb) {
         let doc = doc.unwrap();
         let path = a.archive_path(&doc);
         check_archive_file(&path, &doc);
+        // The scans' page images go in as they are (JPEG bytes, PNG rows, a scanned PDF's
+        // image): the archive is the original plus a text layer, font and ICC profile, not a
+        // re-encoded (larger) page.
+        let original = std::fs::metadata(input(name)).unwrap().len();
+        let archive = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            archive < original + 40_000,
+            "{name}: archive {archive} bytes for an original of {original}"
+        );
         let text = pdftotext(&path);
         let found = word_overlap(&want[*name], &text);
         eprintln!(

@@ -15,14 +15,16 @@
 //! or has more than 50 characters of text. Text files are never OCR'd.
 //!
 //! How, and where we differ from paperless (which runs OCRmyPDF: Ghostscript + tesseract):
-//! - PDF pages are rendered in-process with hayro at `PAPERBOY_OCR_DPI` (300; lower for a page
-//!   larger than `PAPERBOY_OCR_MAX_IMAGE_PIXELS`) and handed to the
-//!   `tesseract` CLI one page at a time as PNG in a private temp folder, so memory holds one
-//!   page. No Ghostscript, no unpaper (paperless's `clean` is not done).
+//! - A PDF page that is one scanned image is read at that image's resolution, the image
+//!   handed to tesseract as it is (`archive::source`); other pages are rendered in-process
+//!   with hayro at `PAPERBOY_OCR_DPI` (300; lower for a page larger than
+//!   `PAPERBOY_OCR_MAX_IMAGE_PIXELS`) and written as PNM (no compression) in a private temp
+//!   folder. Pages are read in parallel, one page rendered ahead, so memory holds a few
+//!   pages. No Ghostscript, no unpaper (paperless's `clean` is not done).
 //! - Images are decoded (first frame, EXIF orientation applied, alpha flattened on white) and
-//!   written as PNG; a multi-page TIFF is given to tesseract as is, so every page is read.
+//!   written as PNM; a multi-page TIFF is given to tesseract as is, so every page is read.
 //! - `OMP_THREAD_LIMIT=1` as paperless: workers run several jobs at once, tesseract's own
-//!   threads would only fight them.
+//!   threads would only fight them; [`slots`] lets one tesseract per core run in the process.
 //! - Every tesseract run has a timeout (`PAPERBOY_OCR_TIMEOUT_SECS`); a page that times out or
 //!   that tesseract fails on is skipped and named in `ocr_error`: the document is still stored
 //!   with the text found (paperless fails the whole consumption on most OCR errors).
@@ -34,15 +36,15 @@
 //! every distribution ships (`tesseract-ocr`), and one process per page costs little next to
 //! the OCR itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use image::RgbImage;
 use paperboy_shared::config::{Config, OcrMode, names};
 use thiserror::Error;
 use tokio::process::Command;
 
+use super::archive::source;
 use super::consume::detect::FileType;
 use super::consume::text::normalize;
 use super::render;
@@ -121,45 +123,55 @@ pub async fn run(
     let mut texts = Vec::new();
     match kind {
         FileType::Pdf => {
-            // Render one page, OCR it, then the next: a channel of one page between the
-            // renderer (blocking) and tesseract (async).
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, RgbImage)>(1);
+            // The renderer (blocking) writes each page's OCR input (a scanned page's own
+            // image, else the page rendered, as PNM) one page ahead; pages are read in
+            // parallel (tesseract bounded by `slots`), their texts kept in order.
+            use futures::StreamExt;
+            let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Result<PathBuf, String>)>(1);
             let (limit, dpi) = (config.ocr_pages as usize, config.ocr_dpi);
             let max_pixels = config.ocr_max_image_pixels;
+            let folder = dir.path().to_path_buf();
             let renderer = tokio::task::spawn_blocking(move || {
-                render::render_pages_sized(
-                    bytes.to_vec(),
-                    limit,
-                    dpi,
-                    max_pixels,
-                    |i, _count, image, _size| Ok(tx.blocking_send((i, image)).is_ok()),
-                )
-            });
-            while let Some((i, image)) = rx.recv().await {
-                let path = dir.path().join(format!("page-{:05}.png", i + 1));
-                let written = tokio::task::spawn_blocking({
-                    let path = path.clone();
-                    move || image.save_with_format(&path, image::ImageFormat::Png)
+                render::for_each_page(bytes.to_vec(), limit, |i, _count, page| {
+                    let name = format!("page-{:05}", i + 1);
+                    let input = match source::pdf_page(page, max_pixels) {
+                        Some(image) => source::ocr_input(&image, &folder, &name),
+                        None => render::render_page(page, i + 1, dpi, max_pixels).and_then(
+                            |(image, _)| {
+                                let path = folder.join(format!("{name}.pnm"));
+                                let gray = source::is_gray(&image);
+                                source::write_pnm(&image, gray, &path).map(|()| path)
+                            },
+                        ),
+                    };
+                    Ok(tx.blocking_send((i, input)).is_ok())
                 })
+            });
+            let inputs = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|input| (input, rx))
+            });
+            let tesseract = &tesseract;
+            let read: Vec<(usize, Result<String, String>)> = inputs
+                .map(|(i, input)| async move {
+                    let text = match input {
+                        Ok(path) => {
+                            let text = tesseract.read(&path).await;
+                            let _ = std::fs::remove_file(&path);
+                            text
+                        }
+                        Err(e) => Err(format!("cannot prepare it for OCR: {e}")),
+                    };
+                    (i, text)
+                })
+                .buffered(parallelism())
+                .collect()
                 .await;
-                match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        out.problems
-                            .push(format!("page {}: cannot write it for OCR: {e}", i + 1));
-                        continue;
-                    }
-                    Err(e) => {
-                        out.problems.push(format!("page {}: {e}", i + 1));
-                        continue;
-                    }
-                }
+            for (i, text) in read {
                 out.pages += 1;
-                match tesseract.read(&path).await {
+                match text {
                     Ok(text) => texts.push(text),
                     Err(problem) => out.problems.push(format!("page {}: {problem}", i + 1)),
                 }
-                let _ = std::fs::remove_file(&path);
             }
             match renderer.await {
                 Ok(Ok(_)) => {}
@@ -179,14 +191,13 @@ pub async fn run(
             }
         }
         FileType::Png | FileType::Jpeg | FileType::Webp | FileType::Gif => {
-            let path = dir.path().join("image.png");
+            let path = dir.path().join("image.pnm");
             let image_path = path.clone();
             let max_pixels = config.ocr_max_image_pixels;
             tokio::task::spawn_blocking(move || {
                 let image = render::decode_image_limited(kind, &bytes, max_pixels)?;
-                image
-                    .save_with_format(&image_path, image::ImageFormat::Png)
-                    .map_err(|e| format!("write {}: {e}", image_path.display()))
+                let gray = source::is_gray(&image);
+                source::write_pnm(&image, gray, &image_path)
             })
             .await
             .map_err(|e| OcrError::Prepare(e.to_string()))?
@@ -355,6 +366,20 @@ pub fn parse_tsv(tsv: &str) -> Result<OcrPage, String> {
     Ok(page)
 }
 
+/// Tesseract processes one worker process runs at once: one per core. Jobs that OCR (several
+/// documents at once, and the pages of one document in parallel) share them, so the cores are
+/// busy and never oversubscribed; tesseract itself runs single-threaded
+/// (`OMP_THREAD_LIMIT=1`), as paperless has OCRmyPDF run it.
+pub fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(parallelism()))
+}
+
+/// The cores this process may use.
+pub fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// How tesseract is called.
 pub struct Tesseract {
     binary: String,
@@ -405,6 +430,11 @@ impl Tesseract {
     /// `tesseract IMAGE stdout -l LANG ARGS…` in a child process (a crash or a hang on a
     /// hostile image ends that process, not the worker), with the timeout; its stdout.
     async fn run(&self, image: &Path, args: &[String]) -> Result<String, String> {
+        // One tesseract at a time per core in this process, whichever job asks.
+        let _slot = slots()
+            .acquire()
+            .await
+            .map_err(|_| "the OCR slots are closed".to_string())?;
         let child = Command::new(&self.binary)
             .arg(image)
             .arg("stdout")

@@ -101,17 +101,12 @@ fn render_first_page(pdf: Vec<u8>, width: u32) -> Result<RgbImage, String> {
     render_scaled(page, width as f32 / pw)
 }
 
-/// Renders pages `1..=limit` (every page for `limit` 0) at `dpi`, one at a time, handing each
-/// to `each(index, count, image, (width_pt, height_pt))`; `each` returns false to stop early.
-/// Only one page's pixels are held at once. A page that would be more than `max_pixels`
-/// (0: no limit) at `dpi` is rendered at the resolution that fits instead. Returns the number
-/// of pages rendered.
-pub fn render_pages_sized(
+/// Hands pages `1..=limit` (every page for `limit` 0) of `pdf` to `each(index, count, page)`
+/// in order; `each` returns false to stop early. Returns the number of pages handed over.
+pub fn for_each_page(
     pdf: Vec<u8>,
     limit: usize,
-    dpi: u32,
-    max_pixels: u64,
-    mut each: impl FnMut(usize, usize, RgbImage, (f32, f32)) -> Result<bool, String>,
+    mut each: impl FnMut(usize, usize, &Page<'_>) -> Result<bool, String>,
 ) -> Result<usize, String> {
     let pdf = load_pdf(pdf)?;
     let pages = pdf.pages();
@@ -121,19 +116,40 @@ pub fn render_pages_sized(
         pages.len().min(limit)
     };
     for (i, page) in pages.iter().take(count).enumerate() {
-        let (pw, ph) = page_size(page, i + 1)?;
-        // PDF user space is in points: 72 per inch.
-        let mut scale = dpi as f32 / 72.0;
-        let pixels = (pw * scale) as f64 * (ph * scale) as f64;
-        if max_pixels > 0 && pixels > max_pixels as f64 {
-            scale *= (max_pixels as f64 / pixels).sqrt() as f32;
-        }
-        let image = render_scaled(page, scale)?;
-        if !each(i, count, image, (pw, ph))? {
+        if !each(i, count, page)? {
             return Ok(i + 1);
         }
     }
     Ok(count)
+}
+
+/// Page `number` (1-based, for messages) at `dpi`, or at the resolution that keeps it within
+/// `max_pixels` (0: no limit); with its size in points.
+pub fn render_page(
+    page: &Page<'_>,
+    number: usize,
+    dpi: u32,
+    max_pixels: u64,
+) -> Result<(RgbImage, (f32, f32)), String> {
+    let (pw, ph) = page_size(page, number)?;
+    // PDF user space is in points: 72 per inch.
+    let mut scale = dpi as f32 / 72.0;
+    let pixels = (pw * scale) as f64 * (ph * scale) as f64;
+    if max_pixels > 0 && pixels > max_pixels as f64 {
+        scale *= (max_pixels as f64 / pixels).sqrt() as f32;
+    }
+    Ok((render_scaled(page, scale)?, (pw, ph)))
+}
+
+/// Width and height of page `number` in points (rotation applied); an error for an empty page.
+pub fn page_size(page: &Page<'_>, number: usize) -> Result<(f32, f32), String> {
+    let (pw, ph) = page.render_dimensions();
+    if !(pw > 0.0 && ph > 0.0) {
+        return Err(format!(
+            "cannot render the PDF: its page {number} is {pw}×{ph}"
+        ));
+    }
+    Ok((pw, ph))
 }
 
 /// Width and height an image file declares (read from its header, nothing decoded).
@@ -155,17 +171,23 @@ pub fn decode_image_limited(
 ) -> Result<RgbImage, String> {
     if max_pixels > 0 {
         let (w, h) = image_dimensions(kind, bytes)?;
-        let pixels = u64::from(w) * u64::from(h);
-        if pixels > max_pixels {
-            return Err(format!(
-                "the {} image is {w}×{h} = {pixels} pixels, more than the limit of {max_pixels} \
-                 ({}; 0 disables it)",
-                kind.mime(),
-                paperboy_shared::config::names::OCR_MAX_IMAGE_PIXELS
-            ));
-        }
+        within_pixel_limit(kind, w, h, max_pixels)?;
     }
     decode_image(kind, bytes)
+}
+
+/// An error when a `w`×`h` image is more than `max_pixels` pixels (0: no limit).
+pub fn within_pixel_limit(kind: FileType, w: u32, h: u32, max_pixels: u64) -> Result<(), String> {
+    let pixels = u64::from(w) * u64::from(h);
+    if max_pixels > 0 && pixels > max_pixels {
+        return Err(format!(
+            "the {} image is {w}×{h} = {pixels} pixels, more than the limit of {max_pixels} \
+             ({}; 0 disables it)",
+            kind.mime(),
+            paperboy_shared::config::names::OCR_MAX_IMAGE_PIXELS
+        ));
+    }
+    Ok(())
 }
 
 fn image_format(kind: FileType) -> ImageFormat {
@@ -177,16 +199,6 @@ fn image_format(kind: FileType) -> ImageFormat {
         FileType::Gif => ImageFormat::Gif,
         FileType::Pdf | FileType::Text => unreachable!("not an image type"),
     }
-}
-
-fn page_size(page: &Page<'_>, number: usize) -> Result<(f32, f32), String> {
-    let (pw, ph) = page.render_dimensions();
-    if !(pw > 0.0 && ph > 0.0) {
-        return Err(format!(
-            "cannot render the PDF: its page {number} is {pw}×{ph}"
-        ));
-    }
-    Ok((pw, ph))
 }
 
 /// One page at `scale` pixels per point (capped at hayro's largest pixmap), flattened on white.

@@ -6,8 +6,8 @@
 //!
 //! | input | OCR (the mode table of [`super::ocr::needs_ocr`]) | archive file |
 //! |---|---|---|
-//! | image | yes (unless `off`) | the image (an original baseline JPEG kept byte for byte, else re-encoded as JPEG) as one page + the invisible OCR words ([`pdf::write`]) |
-//! | PDF that needs OCR (`auto` without text layer, `force`, `redo`) | yes: pages rendered one at a time (hayro, `PAPERBOY_OCR_DPI`), the first `PAPERBOY_OCR_PAGES` OCR'd | every page as its rendered image (JPEG) + the words |
+//! | image | yes (unless `off`) | the image as one page + the invisible OCR words ([`pdf::write`]): a grey/RGB JPEG or a PNG without transparency byte for byte ([`source`]), other images decoded and stored as JPEG |
+//! | PDF that needs OCR (`auto` without text layer, `force`, `redo`) | yes: pages in parallel, the first `PAPERBOY_OCR_PAGES` OCR'd | a page that is one scanned image keeps that image (OCR'd at its own resolution, [`source::pdf_page`]); any other page rendered (hayro, `PAPERBOY_OCR_DPI`) and stored as JPEG; + the words |
 //! | PDF, no OCR (born-digital under `auto` with `always`; any PDF under `off`) | no | the original's pages kept, marked PDF/A-2b ([`pdf::stamp_pdfa`]) |
 //!
 //! Encrypted and digitally signed PDFs and GnuPG-era originals get no archive: the run notes
@@ -29,6 +29,7 @@
 //! staged file and its `store` step writes the file with the document.
 
 pub mod pdf;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,9 +215,8 @@ where
         .map_err(|e| JobError::Permanent(format!("{what} crashed: {e}")))
 }
 
-/// A page image as JPEG: one component if every pixel is grey.
-fn encode_jpeg(image: &RgbImage) -> Result<pdf::Jpeg, String> {
-    let gray = image.pixels().all(|p| p[0] == p[1] && p[1] == p[2]);
+/// A decoded or rendered page image as JPEG: one component when `gray`.
+fn encode_jpeg(image: &RgbImage, gray: bool) -> Result<pdf::Image, String> {
     let (w, h) = image.dimensions();
     let mut data = Vec::new();
     let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, JPEG_QUALITY);
@@ -227,54 +227,67 @@ fn encode_jpeg(image: &RgbImage) -> Result<pdf::Jpeg, String> {
         enc.encode(image.as_raw(), w, h, image::ExtendedColorType::Rgb8)
     };
     r.map_err(|e| format!("cannot encode the page image: {e}"))?;
-    Ok(pdf::Jpeg {
+    Ok(pdf::Image {
         data,
         width: w,
         height: h,
-        gray,
+        bits: 8,
+        color: if gray {
+            pdf::Color::Gray
+        } else {
+            pdf::Color::Rgb
+        },
+        encoding: pdf::Encoding::Jpeg,
     })
 }
 
-/// An original JPEG that can go into the PDF as is: 8-bit grey or RGB (not CMYK), not to be
-/// rotated by its EXIF orientation.
-fn jpeg_as_is(bytes: &[u8]) -> Option<pdf::Jpeg> {
-    use image::ImageDecoder;
-    let mut dec = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(bytes)).ok()?;
-    let gray = match dec.color_type() {
-        image::ColorType::L8 => true,
-        image::ColorType::Rgb8 => false,
-        _ => return None,
+/// A page ready for OCR: the image that goes into the archive and, when the page is OCR'd,
+/// the file the engine reads (the same pixels).
+struct Prepared {
+    image: pdf::Image,
+    ocr_input: Option<PathBuf>,
+}
+
+/// A decoded or rendered page: JPEG for the archive, PNM for the engine (no compression to
+/// wait for; the file lives for one run).
+fn prepare_pixels(image: &RgbImage, dir: &Path, name: &str, ocr: bool) -> Result<Prepared, String> {
+    let gray = source::is_gray(image);
+    let ocr_input = if ocr {
+        let path = dir.join(format!("{name}.pnm"));
+        source::write_pnm(image, gray, &path)?;
+        Some(path)
+    } else {
+        None
     };
-    if !matches!(
-        dec.orientation(),
-        Ok(image::metadata::Orientation::NoTransforms)
-    ) {
-        return None;
-    }
-    let (width, height) = dec.dimensions();
-    Some(pdf::Jpeg {
-        data: bytes.to_vec(),
-        width,
-        height,
-        gray,
+    Ok(Prepared {
+        image: encode_jpeg(image, gray)?,
+        ocr_input,
     })
 }
 
-/// Writes `image` as PNG for the OCR engine.
-fn save_png(image: &RgbImage, path: &Path) -> Result<(), String> {
-    image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| format!("cannot write {} for OCR: {e}", path.display()))
+/// An original's image kept as it is, and (when OCR'd) its bytes as a file for the engine.
+fn prepare_kept(image: pdf::Image, dir: &Path, name: &str, ocr: bool) -> Result<Prepared, String> {
+    let ocr_input = if ocr {
+        Some(source::ocr_input(&image, dir, name)?)
+    } else {
+        None
+    };
+    Ok(Prepared { image, ocr_input })
 }
 
+/// The words of a prepared page (page `number`, 1-based); a failure is noted in `problems`
+/// and the page goes into the archive without text. The engine's input file is removed.
 async fn read_page(
     engine: &dyn OcrEngine,
-    path: &Path,
+    prepared: &Prepared,
     dpi: u32,
     number: usize,
     problems: &mut Vec<String>,
 ) -> Option<OcrPage> {
-    match engine.page(path, Some(dpi)).await {
+    let path = prepared.ocr_input.as_ref()?;
+    let read = engine.page(path, Some(dpi.max(1))).await;
+    let _ = std::fs::remove_file(path);
+    match read {
         Ok(p) => Some(p),
         Err(e) => {
             problems.push(format!("page {number}: {e}"));
@@ -283,7 +296,9 @@ async fn read_page(
     }
 }
 
-/// An image file as a one-page archive.
+/// An image file as a one-page archive. A PNG or JPEG the PDF can carry as is goes in
+/// unchanged and is read by the engine as it is; other images are decoded (first frame,
+/// EXIF rotation applied, alpha flattened on white) and stored as JPEG.
 async fn image_page(
     config: &Config,
     kind: FileType,
@@ -293,28 +308,33 @@ async fn image_page(
 ) -> Result<Built, JobError> {
     let max = config.ocr_max_image_pixels;
     let dir = tempfile::tempdir().map_err(|e| JobError::Transient(format!("temp folder: {e}")))?;
-    let png = dir.path().join("page.png");
-    let (jpeg, w, h) = {
-        let (b, png) = (bytes.clone(), png.clone());
+    let (prepared, own_dpi) = {
+        let (b, dir) = (bytes.clone(), dir.path().to_path_buf());
         blocking("decoding the image", move || {
-            let image = render::decode_image_limited(kind, &b, max)?;
-            let kept = (kind == FileType::Jpeg).then(|| jpeg_as_is(&b)).flatten();
-            let jpeg = match kept {
-                Some(j) if j.width == image.width() && j.height == image.height() => j,
-                _ => encode_jpeg(&image)?,
+            let kept = match kind {
+                FileType::Jpeg => source::jpeg(&b),
+                FileType::Png => source::png(&b),
+                _ => None,
             };
-            if ocr {
-                save_png(&image, &png)?;
+            match kept {
+                Some((image, dpi)) => {
+                    render::within_pixel_limit(kind, image.width, image.height, max)?;
+                    Ok((prepare_kept(image, &dir, "page", ocr)?, dpi))
+                }
+                None => {
+                    let image = render::decode_image_limited(kind, &b, max)?;
+                    Ok::<_, String>((prepare_pixels(&image, &dir, "page", ocr)?, None))
+                }
             }
-            Ok::<_, String>((jpeg, image.width(), image.height()))
         })
         .await?
         .map_err(bad)?
     };
-    // paperless: the configured DPI, else the width taken as an A4 page (8.27 in).
-    let dpi = config
-        .ocr_image_dpi
-        .map(|d| d as f32)
+    let (w, h) = (prepared.image.width, prepared.image.height);
+    // paperless: the image's own DPI, else the configured one, else the width taken as an
+    // A4 page (8.27 in).
+    let dpi = own_dpi
+        .or(config.ocr_image_dpi.map(|d| d as f32))
         .unwrap_or_else(|| (w as f32 / 8.27).max(1.0));
     let mut built = Built {
         pages: 1,
@@ -327,7 +347,7 @@ async fn image_page(
         built.ocr_ran = true;
         words = read_page(
             engine.as_ref(),
-            &png,
+            &prepared,
             dpi.round() as u32,
             1,
             &mut built.problems,
@@ -339,7 +359,7 @@ async fn image_page(
         .map(|p| text::normalize(&p.text()))
         .filter(|t| !t.trim().is_empty());
     let page = pdf::Page {
-        image: jpeg,
+        image: prepared.image,
         width_pt: w as f32 * 72.0 / dpi,
         height_pt: h as f32 * 72.0 / dpi,
         ocr: words,
@@ -351,83 +371,105 @@ async fn image_page(
     Ok(built)
 }
 
-/// A PDF rasterized page by page, OCR'd, as an archive.
+/// One page of a PDF on its way to the archive.
+enum Sheet {
+    /// The page's one image, kept as it is.
+    Kept(pdf::Image),
+    /// The page rendered.
+    Rendered(RgbImage),
+}
+
+/// A PDF page by page as an archive, the pages OCR'd in parallel (as many at once as this
+/// process has cores; [`ocr::slots`] bounds tesseract across all jobs). A page that is one
+/// scanned image keeps that image and is OCR'd at its resolution; any other page is rendered
+/// (hayro, `PAPERBOY_OCR_DPI`) and stored as JPEG. Pages past `PAPERBOY_OCR_PAGES` are not
+/// OCR'd.
 async fn rasterized_pdf(
     config: &Config,
     bytes: Arc<Vec<u8>>,
     meta: pdf::Meta,
 ) -> Result<Built, JobError> {
+    use futures::StreamExt;
     let engine = ocr::engine(config);
     engine.check().await.map_err(ocr_error)?;
     tracing::debug!(engine = engine.name(), "rasterizing and reading a PDF");
     let dir = tempfile::tempdir().map_err(|e| JobError::Transient(format!("temp folder: {e}")))?;
     let (dpi, max_pixels) = (config.ocr_dpi, config.ocr_max_image_pixels);
     let ocr_limit = config.ocr_pages as usize;
-    // Renderer (blocking) → channel of one page → encoder + OCR (async).
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, RgbImage, (f32, f32))>(1);
+    let parallel = ocr::parallelism();
+    // Renderer (blocking, one page ahead) → pages prepared and OCR'd `parallel` at a time,
+    // in order. At most `parallel + 2` pages' pixels are held at once.
+    let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Sheet, (f32, f32))>(1);
     let renderer = tokio::task::spawn_blocking(move || {
-        render::render_pages_sized(bytes.to_vec(), 0, dpi, max_pixels, |i, _n, image, size| {
-            Ok(tx.blocking_send((i, image, size)).is_ok())
+        render::for_each_page(bytes.to_vec(), 0, |i, _n, page| {
+            let sheet = match source::pdf_page(page, max_pixels) {
+                Some(image) => (Sheet::Kept(image), render::page_size(page, i + 1)?),
+                None => {
+                    let (image, size) = render::render_page(page, i + 1, dpi, max_pixels)?;
+                    (Sheet::Rendered(image), size)
+                }
+            };
+            Ok(tx.blocking_send((i, sheet.0, sheet.1)).is_ok())
         })
     });
-    let mut built = Built {
-        ocr_ran: true,
-        ..Built::default()
-    };
-    let mut pages = Vec::new();
-    let mut texts = Vec::new();
-    while let Some((i, image, (pw, ph))) = rx.recv().await {
-        let want_ocr = ocr_limit == 0 || i < ocr_limit;
-        let path = dir.path().join(format!("page-{:05}.png", i + 1));
-        let (jpeg, image_dpi) = {
-            let path = path.clone();
-            blocking("encoding a page", move || {
-                let jpeg = encode_jpeg(&image)?;
-                if want_ocr {
-                    save_png(&image, &path)?;
-                }
-                let image_dpi = (image.width() as f32 * 72.0 / pw).round() as u32;
-                Ok::<_, String>((jpeg, image_dpi))
-            })
-            .await?
-            .map_err(|e| bad(format!("page {}: {e}", i + 1)))?
-        };
-        let words = if want_ocr {
-            let w = read_page(
-                engine.as_ref(),
-                &path,
-                image_dpi.max(1),
-                i + 1,
-                &mut built.problems,
-            )
-            .await;
-            let _ = std::fs::remove_file(&path);
-            w
-        } else {
-            None
-        };
-        if let Some(w) = &words {
-            texts.push(w.text());
-        }
-        pages.push(pdf::Page {
-            image: jpeg,
-            width_pt: pw,
-            height_pt: ph,
-            ocr: words,
-        });
-    }
+    let sheets = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|sheet| (sheet, rx))
+    });
+    let engine = engine.as_ref();
+    let dir_path = dir.path().to_path_buf();
+    let pages: Vec<Result<(pdf::Page, Vec<String>), JobError>> = sheets
+        .map(|(i, sheet, (pw, ph))| {
+            let dir = dir_path.clone();
+            async move {
+                let want_ocr = ocr_limit == 0 || i < ocr_limit;
+                let name = format!("page-{:05}", i + 1);
+                let prepared = blocking("preparing a page", move || match sheet {
+                    Sheet::Kept(image) => prepare_kept(image, &dir, &name, want_ocr),
+                    Sheet::Rendered(image) => prepare_pixels(&image, &dir, &name, want_ocr),
+                })
+                .await?
+                .map_err(|e| bad(format!("page {}: {e}", i + 1)))?;
+                let image_dpi = (prepared.image.width as f32 * 72.0 / pw).round() as u32;
+                let mut problems = Vec::new();
+                let words = read_page(engine, &prepared, image_dpi, i + 1, &mut problems).await;
+                let page = pdf::Page {
+                    image: prepared.image,
+                    width_pt: pw,
+                    height_pt: ph,
+                    ocr: words,
+                };
+                Ok((page, problems))
+            }
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
     match renderer.await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(bad(e)),
         Err(e) => return Err(bad(format!("the renderer crashed: {e}"))),
     }
-    if pages.is_empty() {
+    let mut built = Built {
+        ocr_ran: true,
+        ..Built::default()
+    };
+    let mut texts = Vec::new();
+    let mut out = Vec::with_capacity(pages.len());
+    for page in pages {
+        let (page, problems) = page?;
+        built.problems.extend(problems);
+        if let Some(w) = &page.ocr {
+            texts.push(w.text());
+        }
+        out.push(page);
+    }
+    if out.is_empty() {
         return Err(bad("the PDF has no pages"));
     }
-    built.pages = pages.len();
+    built.pages = out.len();
     let text = text::normalize(&texts.join("\n"));
     built.text = Some(text).filter(|t| !t.trim().is_empty());
-    built.pdf = blocking("writing the archive PDF", move || pdf::write(&pages, &meta)).await?;
+    built.pdf = blocking("writing the archive PDF", move || pdf::write(&out, &meta)).await?;
     Ok(built)
 }
 

@@ -30,20 +30,54 @@ pub const SRGB_ICC: &[u8] = include_bytes!("../../../assets/sRGB.icc");
 /// Advance of every glyph of the glyphless font, in 1/1000 of the font size.
 const GLYPH_WIDTH: f32 = 500.0;
 
-/// A page image, JPEG-encoded.
+/// How the bytes of a page image are encoded (what the image XObject's filter says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A JPEG file (`DCTDecode`).
+    Jpeg,
+    /// zlib data of rows each led by a PNG filter byte: a PNG file's IDAT data, or a PDF
+    /// image with `FlateDecode` and a PNG predictor (`/Predictor 15`).
+    PngRows,
+    /// zlib data of plain rows (`FlateDecode` without a predictor).
+    Flate,
+}
+
+/// The colour space of a page image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Color {
+    Gray,
+    Rgb,
+    /// A palette of RGB triplets (`Indexed` over `DeviceRGB`).
+    Indexed(Vec<u8>),
+}
+
+impl Color {
+    /// Components per pixel in the image data.
+    pub fn components(&self) -> u8 {
+        match self {
+            Color::Rgb => 3,
+            Color::Gray | Color::Indexed(_) => 1,
+        }
+    }
+}
+
+/// A page image, encoded as it goes into the file (an original's bytes kept as they are, or
+/// a rendered page as JPEG).
 #[derive(Debug, Clone)]
-pub struct Jpeg {
+pub struct Image {
     pub data: Vec<u8>,
     pub width: u32,
     pub height: u32,
-    /// One component (DeviceGray) instead of three (DeviceRGB).
-    pub gray: bool,
+    /// Bits per component: 8, or 1/2/4 for grey and palette images.
+    pub bits: u8,
+    pub color: Color,
+    pub encoding: Encoding,
 }
 
 /// One page of the archive file.
 #[derive(Debug, Clone)]
 pub struct Page {
-    pub image: Jpeg,
+    pub image: Image,
     /// Page size in points (the image fills it).
     pub width_pt: f32,
     pub height_pt: f32,
@@ -304,18 +338,7 @@ pub fn write(pages: &[Page], meta: &Meta) -> Vec<u8> {
             res.x_objects().pair(image_name, *image_id);
             res.fonts().pair(font, type0_id);
         }
-        {
-            let mut img = pdf.image_xobject(*image_id, &page.image.data);
-            img.width(page.image.width as i32)
-                .height(page.image.height as i32)
-                .bits_per_component(8);
-            img.filter(Filter::DctDecode);
-            img.color_space_name(Name(if page.image.gray {
-                b"DeviceGray"
-            } else {
-                b"DeviceRGB"
-            }));
-        }
+        write_image(&mut pdf, *image_id, &page.image);
         let content = deflate(&page_content(page, image_name, font));
         pdf.stream(*content_id, &content)
             .filter(Filter::FlateDecode);
@@ -333,6 +356,43 @@ pub fn write(pages: &[Page], meta: &Meta) -> Vec<u8> {
     };
     pdf.set_file_id((id.clone(), id));
     pdf.finish()
+}
+
+/// The image XObject of a page image.
+fn write_image(pdf: &mut Pdf, id: Ref, image: &Image) {
+    let mut img = pdf.image_xobject(id, &image.data);
+    img.width(image.width as i32)
+        .height(image.height as i32)
+        .bits_per_component(i32::from(image.bits));
+    match image.encoding {
+        Encoding::Jpeg => {
+            img.filter(Filter::DctDecode);
+        }
+        Encoding::Flate => {
+            img.filter(Filter::FlateDecode);
+        }
+        Encoding::PngRows => {
+            img.filter(Filter::FlateDecode);
+            img.decode_parms()
+                .predictor(pdf_writer::types::Predictor::PngOptimum)
+                .colors(i32::from(image.color.components()))
+                .bits_per_component(i32::from(image.bits))
+                .columns(image.width as i32);
+        }
+    }
+    match &image.color {
+        Color::Gray => {
+            img.color_space_name(Name(b"DeviceGray"));
+        }
+        Color::Rgb => {
+            img.color_space_name(Name(b"DeviceRGB"));
+        }
+        Color::Indexed(palette) => {
+            let entries = (palette.len() / 3).clamp(1, 256) as i32;
+            img.color_space()
+                .indexed(Name(b"DeviceRGB"), entries - 1, palette);
+        }
+    }
 }
 
 /// An existing PDF (born-digital: its pages kept as they are) marked PDF/A-2b: the XMP packet
@@ -380,17 +440,19 @@ mod tests {
     use super::*;
     use crate::jobs::ocr::OcrWord;
 
-    fn jpeg(w: u32, h: u32) -> Jpeg {
+    fn jpeg(w: u32, h: u32) -> Image {
         let img = image::GrayImage::from_pixel(w, h, image::Luma([255]));
         let mut data = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut data, 80)
             .encode_image(&img)
             .unwrap();
-        Jpeg {
+        Image {
             data,
             width: w,
             height: h,
-            gray: true,
+            bits: 8,
+            color: Color::Gray,
+            encoding: Encoding::Jpeg,
         }
     }
 
