@@ -396,8 +396,22 @@ impl Tesseract {
         }
     }
 
-    /// The binary runs and knows every configured language.
+    /// The binary runs and knows every configured language (asked once per process and
+    /// language list: a document's job does not pay for a `--list-langs` run each time).
     async fn check(&self) -> Result<(), OcrError> {
+        static CHECKED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+        let key = (self.binary.clone(), self.language.clone());
+        if CHECKED.lock().is_ok_and(|c| c.contains(&key)) {
+            return Ok(());
+        }
+        self.list_langs().await?;
+        if let Ok(mut c) = CHECKED.lock() {
+            c.push(key);
+        }
+        Ok(())
+    }
+
+    async fn list_langs(&self) -> Result<(), OcrError> {
         let output = Command::new(&self.binary)
             .arg("--list-langs")
             .stdin(Stdio::null())
