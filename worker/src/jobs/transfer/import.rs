@@ -774,7 +774,14 @@ async fn load(
             let (m, mut row, links) = item.map_err(perm)?;
             if m.label == "documents.document" {
                 fix_document(m, &mut row, plan);
-                if m.self_refs().next().is_some() {
+                // Only rows that name another document (versions) wait for the second pass;
+                // keeping every row here held all documents, content included, in memory.
+                let names_one = m
+                    .cols
+                    .iter()
+                    .zip(&row.vals)
+                    .any(|(c, v)| c.kind == Kind::Fk(m.label) && *v != Val::Null);
+                if names_one {
                     roots.push(row.clone());
                 }
             }
@@ -794,12 +801,7 @@ async fn load(
         }
         reader.await.map_err(|e| perm(e.to_string()))?;
         let m = model("documents.document").expect("stored");
-        for row in roots.iter().filter(|r| {
-            r.vals
-                .iter()
-                .zip(m.cols)
-                .any(|(v, c)| c.kind == Kind::Fk(m.label) && *v != Val::Null)
-        }) {
+        for row in &roots {
             transfer::set_self_refs(tx, m, row)
                 .await
                 .map_err(|e| insert_err(m, row.pk, e))?;
