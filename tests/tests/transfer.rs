@@ -219,6 +219,13 @@ impl Archive {
         )
     }
 
+    /// Exports with `args` into a new temporary folder and returns it.
+    async fn exported(&self, args: ExportArgs) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        self.export_into(t.path(), args).await;
+        t
+    }
+
     /// An archive (these settings on its worker) holding the fixture.
     async fn with_fixture(tdb: &TestDb, env: &[(&str, &str)]) -> Archive {
         let a = Archive::with_env(tdb, env).await;
@@ -1132,17 +1139,14 @@ async fn zip_exports(tdb: TestDb) {
     // Nothing but the zip is left in the target.
     assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     // -z -f: every folder of a file has its own entry.
-    let t = tempfile::tempdir().unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
+    let t = a
+        .exported(ExportArgs {
             zip: true,
             zip_name: Some("f".into()),
             use_filename_format: true,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let entries = zip_entries(&t.path().join("f.zip"));
     let dirs: std::collections::BTreeSet<String> = entries
         .iter()
@@ -1218,15 +1222,12 @@ async fn export_target_is_checked(tdb: TestDb) {
 /// `--data-only` import brings every record back.
 async fn data_only_export_and_import(tdb: TestDb) {
     let a = Archive::with_fixture(&tdb, &[]).await;
-    let t = tempfile::tempdir().unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
+    let t = a
+        .exported(ExportArgs {
             data_only: true,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let names: Vec<String> = files_under(t.path()).into_keys().collect();
     assert_eq!(names, ["manifest.json", "metadata.json"]);
     let tdb2 = TestDb::new(tdb.db.engine).await;
@@ -1308,14 +1309,11 @@ async fn trashed_documents_round_trip(tdb: TestDb) {
             .await
             .unwrap();
     }
-    let t = tempfile::tempdir().unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
+    let t = a
+        .exported(ExportArgs {
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let tdb2 = TestDb::new(tdb.db.engine).await;
     let b = Archive::new(&tdb2).await;
     succeeded(&b.import(t.path()).await);
@@ -1373,14 +1371,11 @@ async fn share_links_and_bundles_are_skipped(tdb: TestDb) {
             .any(|b| b.as_slice() == b"share-bundle-contents")
     );
     // Nor are they exported.
-    let t = tempfile::tempdir().unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
+    let t = a
+        .exported(ExportArgs {
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     let m = manifest_of(t.path());
     assert_eq!(records(&m, "documents.sharelink").count(), 0);
     assert!(!t.path().join("share_link_bundles").exists());
@@ -1648,15 +1643,12 @@ async fn v2_export_is_upgraded(tdb: TestDb) {
 /// Case 45: a stale split manifest that repeats a document's pk is refused, naming both files.
 async fn stale_split_manifest_is_a_duplicate(tdb: TestDb) {
     let a = Archive::with_fixture(&tdb, &[]).await;
-    let t = tempfile::tempdir().unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
+    let t = a
+        .exported(ExportArgs {
             split_manifest: true,
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await;
     // Case 15: the main manifest holds no documents, notes or custom field values.
     let m = manifest_of(t.path());
     for label in [
