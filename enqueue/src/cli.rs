@@ -382,6 +382,31 @@ pub enum IndexCmd {
     Reindex(ReindexCmd),
     /// Merge the index's segments into one and remove unused files
     Optimize(OptimizeCmd),
+    /// Queue an index update for these documents, or for every document carrying a tag,
+    /// correspondent, document type or storage path (after renaming it, trashing or
+    /// deleting documents outside paperboy)
+    Update(IndexUpdateCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct IndexUpdateCmd {
+    /// Document ids
+    #[arg(value_name = "ID")]
+    pub ids: Vec<i64>,
+    /// Every document with this tag (repeatable)
+    #[arg(long = "tag", value_name = "ID")]
+    pub tags: Vec<i64>,
+    /// Every document of this correspondent (repeatable)
+    #[arg(long = "correspondent", value_name = "ID")]
+    pub correspondents: Vec<i64>,
+    /// Every document of this document type (repeatable)
+    #[arg(long = "document-type", value_name = "ID")]
+    pub document_types: Vec<i64>,
+    /// Every document with this storage path (repeatable)
+    #[arg(long = "storage-path", value_name = "ID")]
+    pub storage_paths: Vec<i64>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -761,6 +786,25 @@ mod tests {
         let c = parse(&["index", "optimize"]).unwrap();
         assert!(matches!(c.command, Command::Index(IndexCmd::Optimize(_))));
         assert!(parse(&["index", "rebuild"]).is_err());
+        let c = parse(&[
+            "index",
+            "update",
+            "4",
+            "7",
+            "--tag",
+            "2",
+            "--storage-path",
+            "1",
+        ])
+        .unwrap();
+        let Command::Index(IndexCmd::Update(u)) = c.command else {
+            panic!("index update expected")
+        };
+        assert_eq!(
+            (u.ids, u.tags, u.storage_paths),
+            (vec![4, 7], vec![2], vec![1])
+        );
+        assert!(u.correspondents.is_empty() && u.document_types.is_empty());
         let c = parse(&["search", "tag:bank", "--limit", "3", "--like", "4"]).unwrap();
         let Command::Search(s) = c.command else {
             panic!("search expected")

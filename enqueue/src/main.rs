@@ -20,7 +20,9 @@ use cli::{
     Cli, Command, DocumentsCmd, FailMode, IndexCmd, JobsCmd, MailAccountsCmd, MailCmd,
     MailMessagesCmd, MailRulesCmd, WaitArgs,
 };
-use commands::{documents, jobs, mail, retagger, search, settings, status, submit, transfer};
+use commands::{
+    documents, index, jobs, mail, retagger, search, settings, status, submit, transfer,
+};
 use error::{CliError, code};
 use output::{Output, redact_url};
 use wait::WaitOptions;
@@ -220,6 +222,12 @@ async fn run(command: Command, config: &Config, out: &Output) -> Result<u8, CliE
         }
         Command::Index(IndexCmd::Optimize(o)) => {
             submit_one(config, out, Job::IndexOptimize {}, &o.wait).await
+        }
+        Command::Index(IndexCmd::Update(u)) => {
+            let jobs = index::update_jobs(config, &u).await?;
+            let queue = connect(config).await?;
+            let submitted = submit::enqueue(&queue, jobs).await?;
+            after_enqueue(&queue, out, &submitted, &u.wait).await
         }
         Command::Search(_) => unreachable!("handled before the runtime starts"),
         Command::Jobs(j) => {

@@ -126,6 +126,8 @@ settings! {
         "Key that signs the classifier's model file (HMAC-SHA256); empty: a random key kept in DATA_DIR/classifier.key.");
     SEARCH_LANGUAGE = ("PAPERBOY_SEARCH_LANGUAGE", Some("PAPERLESS_SEARCH_LANGUAGE"), "",
         "Stemming language of the full-text index (ISO 639-1 code or English name: ar da nl en fi fr de el hu it no pt ro ru es sv ta tr); empty: from the first OCR language, none if unsupported. A change makes `index reindex --if-needed` rebuild.");
+    ADVANCED_FUZZY_SEARCH_THRESHOLD = ("PAPERBOY_ADVANCED_FUZZY_SEARCH_THRESHOLD", Some("PAPERLESS_ADVANCED_FUZZY_SEARCH_THRESHOLD"), "",
+        "If set (0 to 1), `search` also matches words one typo away (boost 0.1) and drops results scoring below this share of the best one; empty: exact words only.");
     EMAIL_TASK_CRON = ("PAPERBOY_EMAIL_TASK_CRON", Some("PAPERLESS_EMAIL_TASK_CRON"), "*/10 * * * *",
         "Schedule of the mail fetch over every account (cron; `disable`). paperless-ngx's default: every 10 minutes.");
     MAIL_TIMEOUT_SECS = ("PAPERBOY_MAIL_TIMEOUT_SECS", None, "60",
@@ -329,6 +331,8 @@ pub struct Config {
     pub empty_trash_dir: Option<PathBuf>,
     /// `PAPERBOY_SEARCH_LANGUAGE` as given (None: empty); the worker's index resolves it.
     pub search_language: Option<String>,
+    /// `PAPERBOY_ADVANCED_FUZZY_SEARCH_THRESHOLD`: fuzzy clauses and the score cutoff (None: off).
+    pub fuzzy_search_threshold: Option<f32>,
 }
 
 /// The settings that hold a schedule entry's cron expression (the worker's scheduler parses
@@ -484,6 +488,20 @@ impl Config {
                 reason: "a probability between 0 and 1".into(),
             });
         }
+        let fuzzy = lookup(env, ADVANCED_FUZZY_SEARCH_THRESHOLD)?;
+        let fuzzy_search_threshold = match fuzzy.trim() {
+            "" => None,
+            v => match v.parse::<f32>() {
+                Ok(t) if (0.0..=1.0).contains(&t) => Some(t),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: ADVANCED_FUZZY_SEARCH_THRESHOLD,
+                        value: fuzzy.clone(),
+                        reason: "a share of the best score between 0 and 1, or empty".into(),
+                    });
+                }
+            },
+        };
         let ocr_mode_value = lookup(env, OCR_MODE)?;
         let (ocr_mode, warning) =
             OcrMode::parse(&ocr_mode_value).map_err(|reason| ConfigError::Invalid {
@@ -597,6 +615,7 @@ impl Config {
                 .map(Secret),
             search_language: Some(lookup(env, SEARCH_LANGUAGE)?.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty()),
+            fuzzy_search_threshold,
             sanity_ignore: lookup(env, SANITY_IGNORE)?
                 .split(',')
                 .map(str::trim)

@@ -434,6 +434,18 @@ async fn the_archiver_fans_out_across_two_workers(tdb: TestDb) {
         check_archive_file(&a.archive_path(&d), &d);
     }
     assert_eq!(a.archive_files().len(), SCANS.len());
+    // The OCR text replaced their content: one index update for all of them is queued.
+    let upd = res["index_update"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an index update queued: {res}"));
+    let rec = a.queue.get(upd).await.unwrap();
+    let Ok(Job::IndexUpdate { ids: mut queued }) = rec.job() else {
+        panic!("an index_update job: {rec:?}")
+    };
+    queued.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(queued, want, "{rec:?}");
 
     // Re-run: nothing to do.
     let again = a

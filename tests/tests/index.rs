@@ -8,7 +8,9 @@
 //! - SIGKILL during a reindex: the old generation still answers, the pointer is unchanged, and
 //!   the job, taken back after the lease, finishes on another worker;
 //! - the writer lease: while someone else holds it no job writes; two workers serving `index`
-//!   get through a burst of updates without ever meeting on the index writer lock.
+//!   get through a burst of updates without ever meeting on the index writer lock;
+//! - edits made outside paperboy (tag or correspondent renamed, type set, trashed, deleted)
+//!   reach the index through `paperboy index update`.
 //!
 //! Needs `cargo build -p paperboy-worker` first.
 
@@ -470,9 +472,136 @@ async fn the_writer_lease_keeps_one_writer_across_workers(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// `paperboy index update …` through the CLI, waiting for its jobs.
+fn cli_index_update(a: &Archive, args: &[&str]) {
+    let out = std::process::Command::new(binary("paperboy"))
+        .env_clear()
+        .env("PAPERBOY_REDIS_URL", &a.redis.url)
+        .env("PAPERBOY_REDIS_PREFIX", &a.redis.prefix)
+        .env("PAPERBOY_DATABASE_URL", &a.db_url)
+        .env("PAPERBOY_DATA_DIR", a.data())
+        .args(["index", "update", "--wait", "--timeout", "60"])
+        .args(args)
+        .output()
+        .expect("run paperboy index update");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "index update {args:?}: {stderr}"
+    );
+}
+
+async fn sql(a: &Archive, q: &'static str, id: i64) {
+    sqlx::query(q).bind(id).execute(&a.db.pool).await.unwrap();
+}
+
+/// Every way a document changes reaches the index: consume and retag queue their own updates
+/// (above); edits made outside paperboy (a tag or correspondent renamed, a type or storage
+/// path set, a document trashed or deleted) through `paperboy index update`.
+async fn every_kind_of_change_reaches_the_index(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let _w = a.worker("all");
+    let id = a
+        .consume_text(
+            "hooli.txt",
+            "Quarterly invoice from Hooli for cloud storage",
+        )
+        .await;
+    a.until_found("quarterly", &[id]).await;
+    let others = a.insert_docs(0, 3, "spare", "text").await;
+    let spare: Vec<String> = others.iter().map(|i| i.to_string()).collect();
+    let spare: Vec<&str> = spare.iter().map(String::as_str).collect();
+    cli_index_update(&a, &spare);
+    assert_eq!(a.search("spare").unwrap(), others);
+
+    // A tag added in SQL, then renamed: the documents carrying it follow.
+    let tag: i64 = sqlx::query_scalar("INSERT INTO tags (name) VALUES ('bills') RETURNING id")
+        .fetch_one(&a.db.pool)
+        .await
+        .unwrap();
+    let mut tx = a.db.begin().await.unwrap();
+    documents::add_tags(&mut tx, id, &[tag]).await.unwrap();
+    documents::add_tags(&mut tx, others[0], &[tag])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    cli_index_update(&a, &["--tag", &tag.to_string()]);
+    assert_eq!(a.search("tag:bills").unwrap(), vec![id, others[0]]);
+    sql(&a, "UPDATE tags SET name = 'receipts' WHERE id = $1", tag).await;
+    cli_index_update(&a, &["--tag", &tag.to_string()]);
+    assert_eq!(a.search("tag:receipts").unwrap(), vec![id, others[0]]);
+    assert_eq!(a.search("tag:bills"), Some(vec![]));
+
+    // A correspondent set and renamed, a document type and a storage path set.
+    let corr: i64 =
+        sqlx::query_scalar("INSERT INTO correspondents (name) VALUES ('hooli') RETURNING id")
+            .fetch_one(&a.db.pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE documents SET correspondent_id = $1 WHERE id = $2")
+        .bind(corr)
+        .bind(id)
+        .execute(&a.db.pool)
+        .await
+        .unwrap();
+    cli_index_update(&a, &["--correspondent", &corr.to_string()]);
+    assert_eq!(a.search("correspondent:hooli").unwrap(), vec![id]);
+    sql(
+        &a,
+        "UPDATE correspondents SET name = 'piedpiper' WHERE id = $1",
+        corr,
+    )
+    .await;
+    cli_index_update(&a, &["--correspondent", &corr.to_string()]);
+    assert_eq!(a.search("correspondent:piedpiper").unwrap(), vec![id]);
+    assert_eq!(a.search("correspondent:hooli"), Some(vec![]));
+    let ty: i64 =
+        sqlx::query_scalar("INSERT INTO document_types (name) VALUES ('statement') RETURNING id")
+            .fetch_one(&a.db.pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE documents SET document_type_id = $1 WHERE id = $2")
+        .bind(ty)
+        .bind(others[1])
+        .execute(&a.db.pool)
+        .await
+        .unwrap();
+    cli_index_update(&a, &["--document-type", &ty.to_string()]);
+    assert_eq!(a.search("type:statement").unwrap(), vec![others[1]]);
+
+    // Trashed, then deleted for good: out of the index.
+    let mut tx = a.db.begin().await.unwrap();
+    documents::trash(&mut tx, others[0]).await.unwrap();
+    tx.commit().await.unwrap();
+    cli_index_update(&a, &[&others[0].to_string()]);
+    assert_eq!(a.search("spare").unwrap(), vec![others[1], others[2]]);
+    assert_eq!(a.search("tag:receipts").unwrap(), vec![id]);
+    sql(&a, "DELETE FROM documents WHERE id = $1", others[2]).await;
+    cli_index_update(&a, &[&others[2].to_string()]);
+    assert_eq!(a.search("spare").unwrap(), vec![others[1]]);
+
+    // Nothing named: a clear error, no job.
+    let out = std::process::Command::new(binary("paperboy"))
+        .env_clear()
+        .env("PAPERBOY_REDIS_URL", &a.redis.url)
+        .env("PAPERBOY_REDIS_PREFIX", &a.redis.prefix)
+        .args(["index", "update"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tdb.cleanup().await;
+}
+
 paperboy_tests::on_both_engines!(
     consume_and_retag_are_visible_in_search,
     reindex_swaps_in_a_new_generation,
     a_reindex_killed_midway_leaves_the_old_index_answering,
     the_writer_lease_keeps_one_writer_across_workers,
+    every_kind_of_change_reaches_the_index,
 );

@@ -29,6 +29,27 @@ pub struct SearchArgs {
     /// One JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// paperless' search modes: `query` (the query language), `text` (every word a substring
+    /// of the title or content), `title` (every word a substring of the title).
+    #[arg(long, value_enum, default_value_t = ModeArg::Query)]
+    pub mode: ModeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Query,
+    Text,
+    Title,
+}
+
+impl From<ModeArg> for search::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Query => search::Mode::Query,
+            ModeArg::Text => search::Mode::Text,
+            ModeArg::Title => search::Mode::Title,
+        }
+    }
 }
 
 /// Exit codes.
@@ -137,7 +158,11 @@ pub fn run(args: SearchArgs) -> i32 {
         Some(id) => (search::more_like(&o, id, limit), format!("like:{id}")),
         None => {
             let q = args.query.join(" ");
-            (search::search(&o, &q, limit), q)
+            let opts = search::Options {
+                mode: args.mode.into(),
+                fuzzy: config.fuzzy_search_threshold,
+            };
+            (search::search_with(&o, &q, limit, opts), q)
         }
     };
     let hits = match hits {

@@ -2,6 +2,7 @@
 
 pub mod documents;
 pub mod files;
+pub mod index;
 pub mod jobs;
 pub mod mail;
 pub mod retagger;

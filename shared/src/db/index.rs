@@ -144,3 +144,39 @@ pub async fn rows(db: &Db, ids: &[i64]) -> Result<Vec<IndexRow>, DbError> {
     }
     Ok(out)
 }
+
+/// Which documents an edit of one object touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Tag(i64),
+    Correspondent(i64),
+    DocumentType(i64),
+    StoragePath(i64),
+}
+
+/// Ids of the documents (in the trash or not) that carry `c`, ascending: what the index must
+/// update after that object was renamed, or removed from them.
+pub async fn ids_carrying(db: &Db, c: Carrier) -> Result<Vec<i64>, DbError> {
+    let (sql, id) = match c {
+        Carrier::Tag(id) => (
+            "SELECT document_id AS id FROM document_tags WHERE tag_id = $1 ORDER BY document_id",
+            id,
+        ),
+        Carrier::Correspondent(id) => (
+            "SELECT id FROM documents WHERE correspondent_id = $1 ORDER BY id",
+            id,
+        ),
+        Carrier::DocumentType(id) => (
+            "SELECT id FROM documents WHERE document_type_id = $1 ORDER BY id",
+            id,
+        ),
+        Carrier::StoragePath(id) => (
+            "SELECT id FROM documents WHERE storage_path_id = $1 ORDER BY id",
+            id,
+        ),
+    };
+    let rows = sqlx::query(sql).bind(id).fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| r.try_get::<i64, _>("id").map_err(DbError::from))
+        .collect()
+}

@@ -87,8 +87,12 @@ async fn rebuild(
             ctx.progress(n, total.max(n), "indexing documents");
         }
         lease.confirm().await?;
+        // One segment before the swap: a search then walks one term dictionary and one
+        // postings list per term instead of one per segment.
         block_in_place(|| {
             w.commit()?;
+            w.merge_all()?;
+            w.garbage_collect()?;
             w.finish()
         })?;
         Ok(n)

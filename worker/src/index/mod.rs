@@ -13,6 +13,7 @@ pub mod lease;
 pub mod query;
 pub mod schema;
 pub mod search;
+pub mod snippet;
 pub mod store;
 #[cfg(test)]
 mod tests;

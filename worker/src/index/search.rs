@@ -5,15 +5,19 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use tantivy::collector::TopDocs;
-use tantivy::query::{MoreLikeThisQuery, Query, QueryParser, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, FuzzyTermQuery, MoreLikeThisQuery, Occur, Query, QueryParser,
+    RegexQuery, TermQuery,
+};
 use tantivy::schema::{IndexRecordOption, OwnedValue, Term, Value};
-use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RawTokenizer, TextAnalyzer};
 use tantivy::{DocAddress, ReloadPolicy, Searcher, TantivyDocument};
 
 use super::IndexError;
+use super::doc::cjk_runs;
 use super::query::rewrite;
-use super::schema::tokens;
+use super::schema::{bigram_analyzer, simple_search_analyzer, tokens};
+use super::snippet::Snippets;
 use super::store::Opened;
 
 /// Longest snippet, in characters.
@@ -62,16 +66,152 @@ pub fn parser(o: &Opened) -> QueryParser {
     p
 }
 
-/// Parses a paperless query (rewritten first, see [`rewrite`]).
+/// paperless' search modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The query language (field:value, phrases, AND/OR/NOT, dates).
+    #[default]
+    Query,
+    /// Every word a substring of the title or the content (case and accents folded).
+    Text,
+    /// Every word a substring of the title.
+    Title,
+}
+
+/// How a search is made beyond its text.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Options {
+    pub mode: Mode,
+    /// `PAPERBOY_ADVANCED_FUZZY_SEARCH_THRESHOLD`: words one edit away also match (boost 0.1),
+    /// and results below this share of the best score are dropped. Query mode only.
+    pub fuzzy: Option<f32>,
+}
+
+/// Parses a paperless query (rewritten first, see [`rewrite`]). CJK runs are also looked up in
+/// the bigram fields (the text fields keep a CJK run as one token, so a word inside it would
+/// not match otherwise).
 pub fn parse(
     o: &Opened,
     query: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Box<dyn Query>, IndexError> {
     let q = rewrite(query, now);
-    parser(o)
+    let main = parser(o)
         .parse_query(&q)
-        .map_err(|e| IndexError::Query(format!("{query:?}: {e}")))
+        .map_err(|e| IndexError::Query(format!("{query:?}: {e}")))?;
+    let cjk = cjk_query(o, query);
+    Ok(match cjk {
+        None => main,
+        Some(c) => Box::new(BooleanQuery::new(vec![
+            (Occur::Should, main),
+            (Occur::Should, c),
+        ])),
+    })
+}
+
+/// Every CJK run of `query` (two characters or more) as its bigrams, all in one of the
+/// bigram fields; None without such runs.
+fn cjk_query(o: &Opened, query: &str) -> Option<Box<dyn Query>> {
+    let f = &o.fields;
+    let fields = [
+        f.bigram_title,
+        f.bigram_content,
+        f.bigram_correspondent,
+        f.bigram_document_type,
+        f.bigram_tag,
+    ];
+    let mut analyzer = bigram_analyzer();
+    let mut runs: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for run in cjk_runs(query) {
+        let grams = tokens(&mut analyzer, run);
+        if grams.is_empty() {
+            continue;
+        }
+        let per_field = fields
+            .iter()
+            .map(|&field| {
+                let all: Vec<(Occur, Box<dyn Query>)> = grams
+                    .iter()
+                    .map(|g| {
+                        let t = TermQuery::new(
+                            Term::from_field_text(field, g),
+                            IndexRecordOption::WithFreqs,
+                        );
+                        (Occur::Must, Box::new(t) as Box<dyn Query>)
+                    })
+                    .collect();
+                (
+                    Occur::Should,
+                    Box::new(BooleanQuery::new(all)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        runs.push((Occur::Must, Box::new(BooleanQuery::new(per_field))));
+    }
+    (!runs.is_empty()).then(|| Box::new(BooleanQuery::new(runs)) as Box<dyn Query>)
+}
+
+/// `text` / `title` mode: each folded word of `query` a substring (regex `.*word.*`) of the
+/// simple fields; every word must match.
+pub fn substring_query(o: &Opened, query: &str, mode: Mode) -> Result<Box<dyn Query>, IndexError> {
+    let f = &o.fields;
+    let fields: &[_] = match mode {
+        Mode::Title => &[f.simple_title],
+        _ => &[f.simple_title, f.simple_content],
+    };
+    let words = tokens(&mut simple_search_analyzer(), query);
+    if words.is_empty() {
+        return Err(IndexError::Query(format!(
+            "{query:?}: no words to search for"
+        )));
+    }
+    let mut all: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for w in &words {
+        let pattern = format!(".*{}.*", regex::escape(w));
+        let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for &field in fields {
+            let r = RegexQuery::from_pattern(&pattern, field)
+                .map_err(|e| IndexError::Query(format!("{query:?}: {e}")))?;
+            any.push((Occur::Should, Box::new(r)));
+        }
+        all.push((Occur::Must, Box::new(BooleanQuery::new(any))));
+    }
+    Ok(Box::new(BooleanQuery::new(all)))
+}
+
+/// The plain words of a query (no field, operator or quote), for the fuzzy clauses.
+fn plain_words(query: &str) -> Vec<&str> {
+    if query.contains('"') {
+        return Vec::new();
+    }
+    query
+        .split_whitespace()
+        .filter(|w| {
+            !matches!(*w, "AND" | "OR" | "NOT")
+                && w.chars().all(|c| c.is_alphanumeric())
+                && w.chars().count() >= 3
+        })
+        .collect()
+}
+
+/// The query plus one fuzzy clause (one edit, boost 0.1) per plain word over the default
+/// fields, as paperless' advanced fuzzy search.
+fn with_fuzzy(o: &Opened, query: &str, main: Box<dyn Query>) -> Box<dyn Query> {
+    let f = &o.fields;
+    let mut analyzer = o
+        .index
+        .tokenizer_for_field(f.content)
+        .unwrap_or_else(|_| simple_search_analyzer());
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Should, main)];
+    for w in plain_words(query) {
+        for t in tokens(&mut analyzer, w) {
+            for field in [f.title, f.content, f.correspondent, f.document_type, f.tag] {
+                let q = FuzzyTermQuery::new(Term::from_field_text(field, &t), 1, true);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), 0.1))));
+            }
+        }
+    }
+    Box::new(BooleanQuery::new(clauses))
 }
 
 fn hits(
@@ -81,13 +221,12 @@ fn hits(
     found: Vec<(f32, DocAddress)>,
 ) -> Result<Vec<Hit>, IndexError> {
     let f = &o.fields;
-    let mut generators = Vec::new();
-    for field in [f.content, f.title, f.notes_text] {
-        let mut g = SnippetGenerator::create(s, query, field)
-            .map_err(|e| IndexError::Query(e.to_string()))?;
-        g.set_max_num_chars(SNIPPET_CHARS);
-        generators.push(g);
-    }
+    let mut snippets = Snippets::new(
+        &o.index,
+        query,
+        &[f.content, f.title, f.notes_text],
+        SNIPPET_CHARS,
+    );
     let mut out = Vec::with_capacity(found.len());
     for (score, addr) in found {
         let doc: TantivyDocument = s
@@ -99,24 +238,13 @@ fn hits(
                 .unwrap_or("")
                 .to_string()
         };
-        let mut snippet = None;
-        for g in &generators {
-            let sn = g.snippet_from_doc(&doc);
-            if !sn.is_empty() {
-                snippet = Some(sn);
-                break;
-            }
-        }
-        let (frag, ranges) = match snippet {
-            Some(sn) => (
-                sn.fragment().to_string(),
-                sn.highlighted().iter().map(|r| (r.start, r.end)).collect(),
-            ),
-            None => {
-                let c = text(f.content);
-                (c.chars().take(SNIPPET_CHARS).collect(), Vec::new())
-            }
-        };
+        let (frag, ranges) = snippets.of(&doc).unwrap_or_else(|| {
+            let c = doc
+                .get_first(f.content)
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            (c.chars().take(SNIPPET_CHARS).collect(), Vec::new())
+        });
         out.push(Hit {
             id: doc.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0),
             title: text(f.title),
@@ -133,13 +261,40 @@ fn hits(
     Ok(out)
 }
 
-/// The best `limit` documents for a paperless query.
+/// The best `limit` documents for a paperless query (query mode, no fuzzy clauses).
+#[cfg(test)]
 pub fn search(o: &Opened, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
-    let q = parse(o, query, chrono::Utc::now())?;
+    search_with(o, query, limit, Options::default())
+}
+
+/// [`search`] in a mode, with or without fuzzy words.
+pub fn search_with(
+    o: &Opened,
+    query: &str,
+    limit: usize,
+    opts: Options,
+) -> Result<Vec<Hit>, IndexError> {
+    let q = match opts.mode {
+        Mode::Query => {
+            let q = parse(o, query, chrono::Utc::now())?;
+            match opts.fuzzy {
+                Some(_) => with_fuzzy(o, query, q),
+                None => q,
+            }
+        }
+        mode => substring_query(o, query, mode)?,
+    };
     let s = searcher(o)?;
-    let found = s
+    let mut found = s
         .search(&*q, &TopDocs::with_limit(limit.max(1)).order_by_score())
         .map_err(|e| IndexError::Query(e.to_string()))?;
+    if let (Mode::Query, Some(cut)) = (opts.mode, opts.fuzzy) {
+        // Scores normalised by the best one; paperless drops those under the threshold.
+        let best = found.first().map(|(s, _)| *s).unwrap_or(0.0);
+        if best > 0.0 {
+            found.retain(|(s, _)| s / best >= cut);
+        }
+    }
     hits(o, &s, &*q, found)
 }
 

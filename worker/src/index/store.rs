@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tantivy::indexer::LogMergePolicy;
 use tantivy::schema::Term;
 use tantivy::tokenizer::Language;
 use tantivy::{Index, IndexWriter, TantivyDocument};
@@ -33,6 +34,8 @@ const GEN_PREFIX: &str = "gen-";
 /// keep a 2-core worker's footprint small and still make few segments.
 const WRITER_HEAP: usize = 128_000_000;
 const WRITER_THREADS: usize = 2;
+/// Segments up to this many documents are merged in the background.
+const SMALL_SEGMENT_DOCS: usize = 1_000;
 
 /// Where the index lives and how it tokenizes.
 #[derive(Debug, Clone)]
@@ -171,6 +174,12 @@ impl Writer {
         let writer = index
             .writer_with_num_threads::<TantivyDocument>(WRITER_THREADS, WRITER_HEAP)
             .map_err(|e| IndexError::tantivy("open a writer on", path, e))?;
+        // Background merges only among small segments (those of updates): merging a large
+        // segment would rewrite most of the index after a one-document update. A reindex
+        // merges everything once at its end, `optimize` on demand.
+        let mut policy = LogMergePolicy::default();
+        policy.set_max_docs_before_merge(SMALL_SEGMENT_DOCS);
+        writer.set_merge_policy(Box::new(policy));
         Ok(Writer {
             index: index.clone(),
             fields,

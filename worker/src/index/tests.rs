@@ -291,3 +291,67 @@ fn a_new_generation_is_invisible_until_the_swap_and_then_replaces_the_old() {
     assert_eq!(removed, [old]);
     assert_eq!(q(&live(&s), "bank"), [1, 2]);
 }
+
+fn with(o: &Opened, query: &str, opts: search::Options) -> Vec<u64> {
+    ids(search::search_with(o, query, 50, opts).unwrap_or_else(|e| panic!("{query}: {e}")))
+}
+
+#[test]
+fn text_and_title_modes_match_substrings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = build(dir.path(), &corpus());
+    let o = live(&s);
+    let text = search::Options {
+        mode: search::Mode::Text,
+        fuzzy: None,
+    };
+    let title = search::Options {
+        mode: search::Mode::Title,
+        fuzzy: None,
+    };
+    // Substrings, folded: "idget" is inside "widgets", "STRASSE" folds to "straße"'s folding.
+    assert_eq!(with(&o, "idget", text), [1, 4]);
+    assert_eq!(with(&o, "STRASSE", text), [2]);
+    // Every word must match; the query language is not parsed (":" is a character).
+    assert_eq!(with(&o, "idget acme", text), [1]);
+    assert_eq!(with(&o, "tag:bank", text), Vec::<u64>::new());
+    // Title mode looks at titles only.
+    assert_eq!(with(&o, "statem", title), [2]);
+    assert_eq!(with(&o, "widgets", title), Vec::<u64>::new());
+    assert!(matches!(
+        search::search_with(&o, "   ", 5, text),
+        Err(super::IndexError::Query(_))
+    ));
+}
+
+#[test]
+fn a_cjk_word_inside_a_run_is_found_through_the_bigrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = build(dir.path(), &corpus());
+    let o = live(&s);
+    // "東京" is part of the runs "東京都" and "東京の請求書": one token each in the text
+    // fields, two bigram runs in the bigram fields.
+    assert_eq!(q(&o, "東京"), [4]);
+    assert_eq!(q(&o, "請求書"), [4]);
+    assert_eq!(q(&o, "京都大学"), Vec::<u64>::new());
+}
+
+#[test]
+fn fuzzy_words_match_one_typo_and_weak_results_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = build(dir.path(), &corpus());
+    let o = live(&s);
+    assert_eq!(q(&o, "statment"), Vec::<u64>::new());
+    let fuzzy = |t| search::Options {
+        mode: search::Mode::Query,
+        fuzzy: Some(t),
+    };
+    assert_eq!(with(&o, "statment", fuzzy(0.0)), [2]);
+    assert_eq!(with(&o, "widgts", fuzzy(0.0)), [1, 4]);
+    // Document 2 matches both words, document 1 only "bank" (its tag): a high cutoff keeps 2.
+    let hits = search::search_with(&o, "bank statment", 50, fuzzy(0.0)).unwrap();
+    assert!(hits.len() >= 2, "{hits:?}");
+    assert_eq!(hits[0].id, 2, "{hits:?}");
+    let cut = search::search_with(&o, "bank statment", 50, fuzzy(0.99)).unwrap();
+    assert_eq!(ids(cut), [2]);
+}

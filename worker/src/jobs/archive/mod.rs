@@ -623,6 +623,8 @@ pub async fn run(
     let mut failures = Vec::new();
     let mut pages = 0u64;
     let mut workers = std::collections::BTreeSet::new();
+    // Documents whose content the OCR replaced: the index follows, in one update.
+    let mut reindex = Vec::new();
     for (i, (doc, _)) in children.iter().enumerate() {
         match ctx.wait_child(&ids, i).await? {
             Ok(record) => {
@@ -631,6 +633,9 @@ pub async fn run(
                 if r["archived"].as_bool() == Some(true) {
                     archived += 1;
                     pages += r["pages"].as_u64().unwrap_or(0);
+                    if r["content_updated"].as_bool() == Some(true) {
+                        reindex.push(*doc);
+                    }
                 } else {
                     skipped += 1;
                 }
@@ -648,9 +653,22 @@ pub async fn run(
             format!("{} of {total} documents ({archived} archived)", i + 1),
         );
     }
+    let index_update = if reindex.is_empty() {
+        None
+    } else {
+        match ctx.enqueue(&Job::IndexUpdate { ids: reindex }).await {
+            Ok(e) => Some(e.id().to_string()),
+            Err(e) => {
+                // The archive files and rows are in; only the search lags (a reindex mends it).
+                tracing::warn!(error = %e, "cannot queue the index update of the archived documents");
+                None
+            }
+        }
+    };
     Ok(json!({
         "documents": total,
         "archived": archived,
+        "index_update": index_update,
         "skipped": skipped,
         "skipped_noted": noted,
         "failed": failed,
