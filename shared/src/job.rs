@@ -73,7 +73,9 @@ pub enum Job {
     IndexOptimize {},
     /// Bring these documents' index entries up to date: added or replaced from their rows,
     /// removed when the row is gone or in the trash. Queued by every job that changes
-    /// documents (consume, retagger batches, import).
+    /// documents (retagger batches, archive, trash, `paperboy index update`). Empty `ids`: take
+    /// the ids waiting in the pending set [`INDEX_PENDING`] (consume adds there), in batches:
+    /// many consumed documents, few commits.
     IndexUpdate { ids: Vec<i64> },
     /// Make searchable PDF/A archive versions (`document_archiver`, queue `archive_run`): the
     /// run pages the documents that need one (all of them with `overwrite`; only `document` if
@@ -418,6 +420,8 @@ impl JobKind {
 
 /// The queue of the full-text index jobs.
 pub const INDEX_QUEUE: &str = "index";
+/// The pending set (of queue `index`) of documents waiting for an index update.
+pub const INDEX_PENDING: &str = "documents";
 
 /// Every queue name, in a stable order.
 pub fn all_queues() -> Vec<&'static str> {

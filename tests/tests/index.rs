@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use paperboy_shared::db::{Db, NewDocument, NewTag, documents, migrate, tags};
-use paperboy_shared::job::{ConsumeArgs, INDEX_QUEUE, Job, RetagArgs};
+use paperboy_shared::job::{ConsumeArgs, INDEX_PENDING, INDEX_QUEUE, Job, RetagArgs};
 use paperboy_shared::queue::{JobRecord, JobState, LeaseOp, LeaseState, Queue};
 use paperboy_shared::staging;
 use paperboy_tests::db::TestDb;
@@ -598,10 +598,57 @@ async fn every_kind_of_change_reaches_the_index(tdb: TestDb) {
     tdb.cleanup().await;
 }
 
+/// Consume queues its ids through the pending set: a burst of documents becomes one commit, and
+/// the flush jobs that find the set empty commit nothing.
+async fn a_burst_of_pending_documents_is_committed_in_batches(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let first = a.insert_docs(0, 5, "gamma", "text").await;
+    let _w = a.worker("index");
+    a.run(Job::IndexReindex { if_needed: false }).await;
+    assert_eq!(a.search("gamma").unwrap(), first);
+    let burst = a.insert_docs(100, 40, "omega", "text").await;
+    // What 40 consumes do: each id into the set, then a flush job each.
+    a.queue
+        .pending_add(INDEX_QUEUE, INDEX_PENDING, &burst)
+        .await
+        .unwrap();
+    let jobs: Vec<Job> = (0..burst.len())
+        .map(|_| Job::IndexUpdate { ids: vec![] })
+        .collect();
+    let ids: Vec<String> = a
+        .queue
+        .enqueue_many(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id().to_string())
+        .collect();
+    let (mut commits, mut updated) = (0, 0);
+    for id in &ids {
+        let r = a.wait(id, Duration::from_secs(120)).await;
+        assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+        let v = r.result.unwrap();
+        commits += v["commits"].as_u64().unwrap_or(0);
+        updated += v["updated"].as_u64().unwrap();
+    }
+    assert_eq!(updated, burst.len() as u64, "each pending id once");
+    assert_eq!(commits, 1, "one batch of 40 ids, one commit");
+    assert_eq!(a.search("omega").unwrap(), burst);
+    assert_eq!(
+        a.queue
+            .pending_len(INDEX_QUEUE, INDEX_PENDING)
+            .await
+            .unwrap(),
+        0
+    );
+    tdb.cleanup().await;
+}
+
 paperboy_tests::on_both_engines!(
     consume_and_retag_are_visible_in_search,
     reindex_swaps_in_a_new_generation,
     a_reindex_killed_midway_leaves_the_old_index_answering,
     the_writer_lease_keeps_one_writer_across_workers,
     every_kind_of_change_reaches_the_index,
+    a_burst_of_pending_documents_is_committed_in_batches,
 );

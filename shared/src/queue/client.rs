@@ -507,6 +507,74 @@ impl Queue {
         })
     }
 
+    /// The key of the pending set `name` of queue `queue`.
+    fn pending_key(&self, queue: &str, name: &str) -> String {
+        format!("{}pending:{name}", self.inner.keys.base(queue))
+    }
+
+    /// Adds ids to the pending set `name` of `queue`: work that the next job of that queue
+    /// takes in batches (the index update collects consumed documents this way).
+    pub async fn pending_add(
+        &self,
+        queue: &str,
+        name: &str,
+        ids: &[i64],
+    ) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self
+            .query(
+                redis::cmd("SADD")
+                    .arg(self.pending_key(queue, name))
+                    .arg(ids),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `n` ids of the pending set, left in it until [`Queue::pending_done`] (a job that
+    /// dies between the two leaves them for the next).
+    pub async fn pending_peek(
+        &self,
+        queue: &str,
+        name: &str,
+        n: usize,
+    ) -> Result<Vec<i64>, QueueError> {
+        self.query(
+            redis::cmd("SRANDMEMBER")
+                .arg(self.pending_key(queue, name))
+                .arg(n.max(1)),
+        )
+        .await
+    }
+
+    /// Removes ids from the pending set once their work is done.
+    pub async fn pending_done(
+        &self,
+        queue: &str,
+        name: &str,
+        ids: &[i64],
+    ) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self
+            .query(
+                redis::cmd("SREM")
+                    .arg(self.pending_key(queue, name))
+                    .arg(ids),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How many ids the pending set holds.
+    pub async fn pending_len(&self, queue: &str, name: &str) -> Result<u64, QueueError> {
+        self.query(redis::cmd("SCARD").arg(self.pending_key(queue, name)))
+            .await
+    }
+
     /// The current leader's worker id, if any.
     pub async fn leader(&self) -> Result<Option<String>, QueueError> {
         let key = format!("{}leader", self.inner.keys.base(SCHEDULER));

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use paperboy_shared::db::{documents, index as db_index};
+use paperboy_shared::job::{INDEX_PENDING, INDEX_QUEUE, Job};
 use serde_json::{Value, json};
 use tokio::task::block_in_place;
 
@@ -126,6 +127,17 @@ async fn rebuild(
     }))
 }
 
+/// Up to `n` ids of the pending set (sorted; they stay in it until committed).
+async fn pending_batch(ctx: &JobContext, n: usize) -> Result<Vec<i64>, IndexError> {
+    let n = n.min(1_000_000);
+    let mut ids = ctx
+        .queue
+        .pending_peek(INDEX_QUEUE, INDEX_PENDING, n)
+        .await?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// `document_index optimize`: one segment, unused files removed.
 pub async fn optimize(ctx: &JobContext) -> Result<Value, JobError> {
     let s = IndexSettings::from_config(&ctx.config)?;
@@ -152,26 +164,80 @@ pub async fn optimize(ctx: &JobContext) -> Result<Value, JobError> {
     Ok(r?)
 }
 
-/// Adds, replaces or removes these documents' entries. With no current index (none yet, or an
-/// older schema or language) it rebuilds instead, which includes them.
+/// Queues an index update of `ids` through the pending set: they join it, and a flush job
+/// (`IndexUpdate` with no ids) is queued. Many consumed documents then make few commits.
+pub async fn queue_pending(ctx: &JobContext, ids: &[i64]) -> Result<(), JobError> {
+    ctx.queue
+        .pending_add(INDEX_QUEUE, INDEX_PENDING, ids)
+        .await?;
+    ctx.enqueue(&Job::IndexUpdate { ids: Vec::new() }).await?;
+    Ok(())
+}
+
+/// Where an update's ids come from.
+enum Source {
+    /// Given in the job.
+    Given(Vec<i64>),
+    /// The pending set: batches read, committed, then removed from it.
+    Pending,
+}
+
+/// Adds, replaces or removes these documents' entries (no ids: the pending set's). With no
+/// current index (none yet, or an older schema or language) it rebuilds instead, which
+/// includes them.
 pub async fn update(ids: Vec<i64>, ctx: &JobContext) -> Result<Value, JobError> {
     let s = IndexSettings::from_config(&ctx.config)?;
+    let source = if ids.is_empty() {
+        // Nothing pending (an earlier flush took it): done without the writer or a commit.
+        if ctx.queue.pending_len(INDEX_QUEUE, INDEX_PENDING).await? == 0 {
+            return Ok(json!({"updated": 0, "removed": 0, "pending": 0}));
+        }
+        Source::Pending
+    } else {
+        Source::Given(ids)
+    };
     let lease = take_lease(ctx).await?;
     let r: Result<Value, IndexError> = async {
         let Some(o) = store::open_live(&s)? else {
             let why = store::needs_rebuild(&s).unwrap_or_default();
             tracing::info!(reason = %why, "index update found no current index: rebuilding");
+            // The pending ids read before the rebuild are in it: drop them from the set.
+            let pending = match source {
+                Source::Pending => pending_batch(ctx, usize::MAX).await?,
+                Source::Given(_) => Vec::new(),
+            };
             let v = rebuild(&s, ctx, &lease).await?;
+            ctx.queue
+                .pending_done(INDEX_QUEUE, INDEX_PENDING, &pending)
+                .await?;
             return Ok(json!({"rebuilt": v}));
         };
         let path = s.dir.join(&o.pointer.generation);
-        let mut ids = ids;
-        ids.sort_unstable();
-        ids.dedup();
         let mut w = Writer::open(&o.index, o.fields, lease.term(), &path)?;
-        let (mut updated, mut removed) = (0u64, 0u64);
-        for (i, chunk) in ids.chunks(UPDATE_BATCH).enumerate() {
-            let rows = db_index::rows(&ctx.db, chunk).await?;
+        let (mut updated, mut removed, mut commits) = (0u64, 0u64, 0u64);
+        let mut given = match &source {
+            Source::Given(ids) => {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids.into_iter())
+            }
+            Source::Pending => None,
+        };
+        let total = match &source {
+            Source::Given(ids) => ids.len() as u64,
+            Source::Pending => 0,
+        };
+        let mut done = 0u64;
+        loop {
+            let chunk: Vec<i64> = match given.as_mut() {
+                Some(it) => it.by_ref().take(UPDATE_BATCH).collect(),
+                None => pending_batch(ctx, UPDATE_BATCH).await?,
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            let rows = db_index::rows(&ctx.db, &chunk).await?;
             let present: HashSet<i64> = rows.iter().map(|r| r.document.id).collect();
             block_in_place(|| {
                 for id in chunk.iter().filter(|id| !present.contains(id)) {
@@ -183,17 +249,21 @@ pub async fn update(ids: Vec<i64>, ctx: &JobContext) -> Result<Value, JobError> 
             updated += rows.len() as u64;
             lease.confirm().await?;
             block_in_place(|| w.commit())?;
-            ctx.progress(
-                ((i + 1) * UPDATE_BATCH).min(ids.len()) as u64,
-                ids.len() as u64,
-                "updating the index",
-            );
+            commits += 1;
+            if given.is_none() {
+                ctx.queue
+                    .pending_done(INDEX_QUEUE, INDEX_PENDING, &chunk)
+                    .await?;
+            }
+            done += chunk.len() as u64;
+            ctx.progress(done, total.max(done), "updating the index");
         }
         block_in_place(|| w.finish())?;
         Ok(json!({
             "generation": o.pointer.generation,
             "updated": updated,
             "removed": removed,
+            "commits": commits,
             "term": lease.term(),
         }))
     }

@@ -51,7 +51,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use paperboy_shared::db::{ChecksumMatch, DbError, NewDocument, documents};
-use paperboy_shared::job::{ConsumeArgs, Job};
+use paperboy_shared::job::ConsumeArgs;
 use paperboy_shared::media::{self, Folder, Media};
 use paperboy_shared::{Classify, config::names, staging};
 use serde_json::json;
@@ -164,8 +164,10 @@ pub async fn run(args: ConsumeArgs, ctx: &JobContext) -> Result<serde_json::Valu
     }
     let id = st.document_id.expect("the store step sets the document id");
     ctx.progress(total, total, "done");
-    // The index follows the stored row (its own queue); a failure here loses nothing stored.
-    if let Err(e) = ctx.enqueue(&Job::IndexUpdate { ids: vec![id] }).await {
+    // The index follows the stored row (its own queue): the id joins the pending set and a
+    // flush is queued; whichever flush runs first commits every pending id in batches. A
+    // failure here loses nothing stored.
+    if let Err(e) = crate::index::jobs::queue_pending(ctx, &[id]).await {
         tracing::warn!(document_id = id, error = %e, "cannot queue the index update");
     }
     if let Err(e) = staging::remove(ctx.config(), &st.args.staged) {
