@@ -520,15 +520,22 @@ impl Queue {
         name: &str,
         ids: &[i64],
     ) -> Result<(), QueueError> {
+        self.pending_write("SADD", queue, name, ids).await
+    }
+
+    /// `SADD` / `SREM` of ids on a pending set (nothing to send for no ids).
+    async fn pending_write(
+        &self,
+        cmd: &str,
+        queue: &str,
+        name: &str,
+        ids: &[i64],
+    ) -> Result<(), QueueError> {
         if ids.is_empty() {
             return Ok(());
         }
         let _: i64 = self
-            .query(
-                redis::cmd("SADD")
-                    .arg(self.pending_key(queue, name))
-                    .arg(ids),
-            )
+            .query(redis::cmd(cmd).arg(self.pending_key(queue, name)).arg(ids))
             .await?;
         Ok(())
     }
@@ -556,17 +563,7 @@ impl Queue {
         name: &str,
         ids: &[i64],
     ) -> Result<(), QueueError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let _: i64 = self
-            .query(
-                redis::cmd("SREM")
-                    .arg(self.pending_key(queue, name))
-                    .arg(ids),
-            )
-            .await?;
-        Ok(())
+        self.pending_write("SREM", queue, name, ids).await
     }
 
     /// How many ids the pending set holds.
