@@ -17,13 +17,14 @@
 //! | 2 | re-import into an empty archive: every record, sanity check 0 issues | `round_trip_is_byte_for_byte` (object permissions: not stored, see below) |
 //! | 3 | `-f` with `{created_year}/{correspondent}/{title}`, re-import | `export_f_names_files_by_the_filename_format` |
 //! | 4 | unchanged export copies nothing, manifest rewritten; one touched original = one copy; `-cj` keeps the mtime | `incremental_export_copies_only_what_changed`, `round_trip_is_byte_for_byte` |
-//! | 5 | database checksum changed, `-c` → one copy | `incremental_export_copies_only_what_changed` (and a damaged exported file: `round_trip_is_byte_for_byte`) |
+//! | 5 | database checksum changed, `-c` → one copy | **differs**: `incremental_export_copies_only_what_changed` (every copy is hashed against the checksum: an original that no longer matches it is refused as damaged, the previous export kept; `-c` re-copies an exported file damaged in place, as in `round_trip_is_byte_for_byte`) |
 //! | 6 | hard-deleted document: out of the manifest, file kept until `-d` | `incremental_export_copies_only_what_changed` |
 //! | 7 | `-f` `{title}/{correspondent}`, rename, `-f -d`: old file and empty folder gone, `none_01` | `rename_then_export_f_d_moves_the_files` |
+//! | (2.3) | `-d` removes any file this run did not write | **differs**: `delete_removes_only_what_an_export_wrote` (only what an earlier export wrote; the user's files and symlinks kept; no symlink followed; split manifests), `round_trip_is_byte_for_byte` |
 //! | 8 | missing original → export fails (previous manifest kept) | `missing_original_aborts_and_keeps_the_previous_export` |
 //! | 9 | `-z` → `export-<date>.zip` with every file | `zip_exports` |
 //! | 10 | `-z -f`: folder entries counted | `zip_exports` |
-//! | 11 | `-z -d` with a stray file and folder | `zip_exports` |
+//! | 11 | `-z -d` with a stray file and folder | **differs**: `zip_exports` (the stray file and folder are kept, an earlier export's zip is removed) |
 //! | 12 | target missing / a file / not writable (also with `-z`) | `export_target_is_checked` |
 //! | 13 | `-na` | `plain_export_matches_its_files` |
 //! | 14 | `-nt` | `plain_export_matches_its_files` |
@@ -516,7 +517,8 @@ async fn round_trip_is_byte_for_byte(tdb: TestDb) {
     );
     assert_eq!(res["files_copied"], 1, "{res}");
     assert_eq!(std::fs::read(&victim).unwrap(), good);
-    // -d removes a stray file and a symlink, never what the symlink points at.
+    // -d keeps a file and a symlink no export wrote (upstream deletes both), and never touches
+    // what the symlink points at.
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("keep.txt"), b"keep").unwrap();
     std::fs::create_dir_all(target.path().join("stray")).unwrap();
@@ -533,9 +535,20 @@ async fn round_trip_is_byte_for_byte(tdb: TestDb) {
         })
         .await,
     );
-    assert_eq!(res["deleted"], 2, "{res}");
-    assert!(!target.path().join("stray").exists());
-    assert!(std::fs::symlink_metadata(target.path().join("link.pdf")).is_err());
+    assert_eq!(res["deleted"], 0, "{res}");
+    let mut kept: Vec<&str> = res["not_ours_kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["link.pdf", "stray/old.pdf"], "{res}");
+    assert_eq!(
+        std::fs::read(target.path().join("stray/old.pdf")).unwrap(),
+        b"old"
+    );
+    assert!(std::fs::symlink_metadata(target.path().join("link.pdf")).is_ok());
     assert_eq!(
         std::fs::read(outside.path().join("keep.txt")).unwrap(),
         b"keep"
@@ -994,12 +1007,48 @@ async fn incremental_export_copies_only_what_changed(tdb: TestDb) {
     );
     assert_eq!(res["files_copied"], 0, "{res}");
     assert_eq!(mtime(&manifest), before);
-    // Case 5: the database checksum changes; -c copies exactly that file.
+    // Case 5 (differs): the database checksum changes. Upstream's -c copies the file again;
+    // here every copy is hashed against the snapshot's checksum, so the original no longer
+    // matching its document is refused as damaged: the previous export stays as it was.
+    let exported8 = t.path().join(
+        doc_record(&manifest_of(t.path()), 8)["__exported_file_name__"]
+            .as_str()
+            .unwrap(),
+    );
+    let bytes8 = std::fs::read(&exported8).unwrap();
+    let manifest_before = std::fs::read(&manifest).unwrap();
+    let sum8 = a.doc_text(8, "checksum").await.unwrap();
     a.sql(
         "UPDATE documents SET checksum = $1 WHERE id = 8",
         &[&"0".repeat(64)],
     )
     .await;
+    let e = failed(
+        &a.export(ExportArgs {
+            compare_checksums: true,
+            ..args.clone()
+        })
+        .await,
+    );
+    assert!(e.contains("0000008.pdf") && e.contains("damaged"), "{e}");
+    assert_eq!(std::fs::read(&manifest).unwrap(), manifest_before);
+    assert_eq!(std::fs::read(&exported8).unwrap(), bytes8);
+    a.sql("UPDATE documents SET checksum = $1 WHERE id = 8", &[&sum8])
+        .await;
+    // -c follows the checksum where mtime and size do not see a change: an exported copy
+    // damaged in place (same size, same mtime) is copied again only with -c.
+    let when = mtime(&exported8);
+    let mut bad = bytes8.clone();
+    bad[10] ^= 0xff;
+    std::fs::write(&exported8, &bad).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&exported8)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let res = succeeded(&a.export(args.clone()).await);
+    assert_eq!(res["files_copied"], 0, "{res}");
     let res = succeeded(
         &a.export(ExportArgs {
             compare_checksums: true,
@@ -1008,20 +1057,14 @@ async fn incremental_export_copies_only_what_changed(tdb: TestDb) {
         .await,
     );
     assert_eq!(res["files_copied"], 1, "{res}");
+    assert_eq!(std::fs::read(&exported8).unwrap(), bytes8);
     // Case 6: a hard-deleted document leaves the manifest; its files stay until -d.
     let m = manifest_of(t.path());
     let gone = doc_record(&m, 12)["__exported_file_name__"]
         .as_str()
         .unwrap()
         .to_string();
-    for q in [
-        "DELETE FROM document_tags WHERE document_id = $1",
-        "DELETE FROM notes WHERE document_id = $1",
-        "DELETE FROM custom_field_instances WHERE document_id = $1",
-        "DELETE FROM documents WHERE id = $1",
-    ] {
-        a.sql_int(q, 12).await;
-    }
+    hard_delete(&a, 12).await;
     succeeded(&a.export(args.clone()).await);
     let m = manifest_of(t.path());
     assert!(records(&m, "documents.document").all(|r| r["pk"] != 12));
@@ -1035,6 +1078,163 @@ async fn incremental_export_copies_only_what_changed(tdb: TestDb) {
     );
     assert!(!t.path().join(&gone).exists(), "{gone} kept by -d: {res}");
     assert_eq!(res["deleted"], 2, "original and thumbnail: {res}");
+}
+
+/// Deletes document `id` and what hangs on it from the archive's database.
+async fn hard_delete(a: &Archive, id: i64) {
+    for q in [
+        "DELETE FROM document_tags WHERE document_id = $1",
+        "DELETE FROM notes WHERE document_id = $1",
+        "DELETE FROM custom_field_instances WHERE document_id = $1",
+        "DELETE FROM documents WHERE id = $1",
+    ] {
+        a.sql_int(q, id).await;
+    }
+}
+
+/// The files the manifest record of document `pk` names.
+fn exported_names(m: &[Value], pk: i64) -> Vec<String> {
+    let r = doc_record(m, pk);
+    [
+        "__exported_file_name__",
+        "__exported_thumbnail_name__",
+        "__exported_archive_name__",
+    ]
+    .iter()
+    .filter_map(|k| r[*k].as_str().map(str::to_string))
+    .collect()
+}
+
+/// The `not_ours_kept` list of an export's result, sorted.
+fn not_ours(res: &Value) -> Vec<String> {
+    let mut v: Vec<String> = res["not_ours_kept"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `-d` (differs from upstream): removes what an earlier export wrote and this one no longer
+/// writes — also when a run without `-d` came in between — and keeps the user's files and
+/// symlinks; a symlink is never followed out of the target. Split manifests too.
+async fn delete_removes_only_what_an_export_wrote(tdb: TestDb) {
+    let a = Archive::with_fixture(&tdb, &[]).await;
+    let t = tempfile::tempdir().unwrap();
+    let args = ExportArgs {
+        target: t.path().display().to_string(),
+        ..Default::default()
+    };
+    succeeded(&a.export(args.clone()).await);
+    let m = manifest_of(t.path());
+    let (gone12, gone13) = (exported_names(&m, 12), exported_names(&m, 13));
+    // The user's own files and a symlinked folder pointing out of the target.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("victim.pdf"), b"outside").unwrap();
+    std::fs::create_dir(outside.path().join("dir")).unwrap();
+    std::fs::write(outside.path().join("dir/inner.pdf"), b"outside").unwrap();
+    std::fs::write(t.path().join("README.txt"), b"mine").unwrap();
+    std::fs::create_dir(t.path().join("mine")).unwrap();
+    std::fs::write(t.path().join("mine/notes.pdf"), b"mine").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("dir"), t.path().join("link-out")).unwrap();
+    // An exported file replaced by a symlink out of the target.
+    let linked = t.path().join(&gone13[0]);
+    std::fs::remove_file(&linked).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim.pdf"), &linked).unwrap();
+    hard_delete(&a, 12).await;
+    hard_delete(&a, 13).await;
+    // Without -d the files stay; the export remembers them as its own.
+    let res = succeeded(&a.export(args.clone()).await);
+    assert_eq!(res["deleted"], 0, "{res}");
+    assert_eq!(res["orphans"], gone12.len() + gone13.len(), "{res}");
+    for n in &gone12 {
+        assert!(t.path().join(n).is_file(), "{n} removed without -d");
+    }
+    // -d: the files of documents 12 and 13 go (the symlink as a link), nothing else.
+    let res = succeeded(
+        &a.export(ExportArgs {
+            delete: true,
+            ..args.clone()
+        })
+        .await,
+    );
+    assert_eq!(res["deleted"], gone12.len() + gone13.len(), "{res}");
+    for n in gone12.iter().chain(&gone13) {
+        assert!(
+            std::fs::symlink_metadata(t.path().join(n)).is_err(),
+            "{n} kept by -d: {res}"
+        );
+    }
+    assert_eq!(
+        not_ours(&res),
+        ["README.txt", "link-out", "mine/notes.pdf"],
+        "{res}"
+    );
+    assert_eq!(std::fs::read(t.path().join("README.txt")).unwrap(), b"mine");
+    assert_eq!(
+        std::fs::read(t.path().join("mine/notes.pdf")).unwrap(),
+        b"mine"
+    );
+    for f in ["victim.pdf", "dir/inner.pdf"] {
+        assert_eq!(std::fs::read(outside.path().join(f)).unwrap(), b"outside");
+    }
+    assert!(!t.path().join(".paperboy-orphans.json").exists(), "{res}");
+    // What is still exported is all there, and imports.
+    let m = manifest_of(t.path());
+    assert_eq!(records(&m, "documents.document").count(), 20);
+    for d in records(&m, "documents.document") {
+        for n in exported_names(&m, d["pk"].as_i64().unwrap()) {
+            assert!(t.path().join(&n).is_file(), "{n}");
+        }
+    }
+
+    // Split manifests: a deleted document's manifest goes with its files; the user's file
+    // named like one stays.
+    let u = tempfile::tempdir().unwrap();
+    let split = ExportArgs {
+        target: u.path().display().to_string(),
+        split_manifest: true,
+        use_folder_prefix: true,
+        delete: true,
+        ..Default::default()
+    };
+    succeeded(&a.export(split.clone()).await);
+    let split_of = |pk: i64| {
+        walkdir::WalkDir::new(u.path().join("json"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|e| e.into_path())
+            .find(|p| {
+                p.is_file()
+                    && serde_json::from_str::<Vec<Value>>(&std::fs::read_to_string(p).unwrap())
+                        .unwrap()[0]["pk"]
+                        == pk
+            })
+            .expect("a split manifest")
+    };
+    let manifest14 = split_of(14);
+    let rec14: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&manifest14).unwrap()).unwrap();
+    let files14 = exported_names(&rec14, 14);
+    assert_eq!(files14.len(), 3, "original, thumbnail, archive");
+    std::fs::write(u.path().join("json/mine-manifest.json"), b"{}").unwrap();
+    hard_delete(&a, 14).await;
+    let res = succeeded(&a.export(split).await);
+    assert_eq!(res["deleted"], files14.len() + 1, "{res}");
+    assert!(!manifest14.exists());
+    for n in &files14 {
+        assert!(!u.path().join(n).exists(), "{n}");
+    }
+    assert_eq!(not_ours(&res), ["json/mine-manifest.json"], "{res}");
+    // (The importer reads every `*-manifest.json`, as upstream's does.)
+    std::fs::remove_file(u.path().join("json/mine-manifest.json")).unwrap();
+    let tdb2 = TestDb::new(tdb.db.engine).await;
+    let b = Archive::new(&tdb2).await;
+    let res = succeeded(&b.import(u.path()).await);
+    assert_eq!(res["imported"]["documents.document"], 19, "{res}");
+    tdb2.cleanup().await;
 }
 
 /// Case 7: `-f` with `{title}/{correspondent}`; after a rename `-f -d` removes the old name and
@@ -1116,7 +1316,8 @@ async fn missing_original_aborts_and_keeps_the_previous_export(tdb: TestDb) {
 }
 
 /// Cases 9, 10, 11: `-z` writes `export-<date>.zip` (date in PAPERBOY_TIME_ZONE) with every file;
-/// `-z -f` adds the folders' entries; `-z -d` empties the target first.
+/// `-z -f` adds the folders' entries; `-z -d` removes earlier export zips only (differs: upstream
+/// empties the target).
 async fn zip_exports(tdb: TestDb) {
     let a = Archive::with_fixture(&tdb, YEAR_FORMAT).await;
     let t = tempfile::tempdir().unwrap();
@@ -1164,25 +1365,38 @@ async fn zip_exports(tdb: TestDb) {
     assert!(!dirs.is_empty());
     assert_eq!(dirs, parents);
     assert_eq!(entries.len() - dirs.len(), 52);
-    // -z -d: a stray file and a stray folder go; the zip is whole.
+    // -z -d: the earlier export's zip goes; a stray file, a stray folder and a zip that is no
+    // export stay (upstream deletes everything in the target); the new zip is whole.
     std::fs::write(t.path().join("stray.txt"), b"x").unwrap();
     std::fs::create_dir_all(t.path().join("stray-dir/sub")).unwrap();
     std::fs::write(t.path().join("stray-dir/sub/f"), b"x").unwrap();
-    a.export_into(
-        t.path(),
-        ExportArgs {
-            zip: true,
-            zip_name: Some("d".into()),
-            delete: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    let left: Vec<String> = std::fs::read_dir(t.path())
+    {
+        let mut z =
+            zip::ZipWriter::new(std::fs::File::create(t.path().join("photos.zip")).unwrap());
+        z.start_file("a.jpg", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(b"jpeg").unwrap();
+        z.finish().unwrap();
+    }
+    let res = a
+        .export_into(
+            t.path(),
+            ExportArgs {
+                zip: true,
+                zip_name: Some("d".into()),
+                delete: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(res["deleted"], 1, "f.zip: {res}");
+    let mut left: Vec<String> = std::fs::read_dir(t.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["d.zip"]);
+    left.sort();
+    assert_eq!(left, ["d.zip", "photos.zip", "stray-dir", "stray.txt"]);
+    assert!(t.path().join("stray-dir/sub/f").is_file());
     assert_eq!(zip_entries(&t.path().join("d.zip")).len(), 52);
 }
 
@@ -1685,6 +1899,7 @@ paperboy_tests::on_both_engines!(
     plain_export_matches_its_files,
     incremental_export_copies_only_what_changed,
     rename_then_export_f_d_moves_the_files,
+    delete_removes_only_what_an_export_wrote,
     missing_original_aborts_and_keeps_the_previous_export,
     zip_exports,
     export_target_is_checked,

@@ -1,7 +1,7 @@
 //! `paperboy export TARGET`: one read snapshot of the database, records streamed into
 //! `manifest.json.tmp` (renamed into place last, so the previous export stays readable), files
-//! copied when changed (mtime + size, or `-c` checksums), `-d` removing only what is left over
-//! from before (symlinks are removed, never followed), `-z` zipping it.
+//! copied when changed (mtime + size, or `-c` checksums), `-d` removing only what a previous
+//! export wrote and this one no longer writes (`prune`; symlinks never followed), `-z` zipping it.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::crypto::{Crypto, SENSITIVE};
+use super::prune;
 use super::record::to_record;
 use super::{FORMAT_VERSION, forget_passphrase, io_err, perm, read_passphrase};
 use crate::filenames::{self, FilenameSettings, NameInfo, Namer, Which};
@@ -221,91 +222,224 @@ pub fn unique_names_by(
     unreachable!()
 }
 
-/// Copies `src` over `dst` when it changed: `-c` compares the target's checksum with the
-/// database's, otherwise mtime and size. The copy gets the source's mtime. A symlink at `dst`
-/// is replaced, never written through. Returns whether it copied. Not flushed one by one: the
-/// export flushes the target's file system once (`syncfs`) before the manifest goes in.
-fn copy_if_changed(
-    src: &Path,
-    dst: &Path,
-    checksum: Option<&str>,
-    compare_checksums: bool,
-) -> std::io::Result<bool> {
-    let smd = std::fs::metadata(src)?;
-    if let Ok(dmd) = std::fs::symlink_metadata(dst) {
-        if dmd.file_type().is_symlink() {
-            std::fs::remove_file(dst)?;
-        } else if let (true, Some(sum)) = (compare_checksums, checksum) {
-            if file_sha256(dst)? == sum {
-                return Ok(false);
-            }
-        } else if dmd.len() == smd.len() && dmd.modified().ok() == smd.modified().ok() {
-            return Ok(false);
+/// Which file of a document a copy is (what its source's name and checksum are in the row).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Part {
+    Original,
+    Thumbnail,
+    Archive,
+}
+
+impl Part {
+    /// The document fields that name this file and hold its checksum.
+    fn fields(self) -> &'static [&'static str] {
+        match self {
+            Part::Original => &["filename", "checksum"],
+            Part::Archive => &["archive_filename", "archive_checksum"],
+            Part::Thumbnail => &[],
         }
     }
-    if let Some(p) = dst.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let tmp = tmp_name(dst);
-    std::fs::copy(src, &tmp)?;
-    let f = std::fs::OpenOptions::new().write(true).open(&tmp)?;
-    let mut times = std::fs::FileTimes::new().set_modified(smd.modified()?);
-    if let Ok(a) = smd.accessed() {
-        times = times.set_accessed(a);
-    }
-    let _ = f.set_times(times);
-    drop(f);
-    std::fs::rename(&tmp, dst)?;
-    Ok(true)
 }
 
 /// One file to bring up to date in the export.
 struct CopyTask {
     src: PathBuf,
     dst: PathBuf,
+    /// The snapshot's SHA-256 of the file: the copy is hashed as it is written and must match.
     checksum: Option<String>,
+    doc: i64,
+    part: Part,
+    /// The snapshot's values of `part.fields()` (to tell a file changed since from a damaged one).
+    snapshot: Vec<Option<String>>,
+}
+
+/// What bringing one file up to date found.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Unchanged,
+    Copied,
+    /// The source is gone (or not a regular file).
+    Missing,
+    /// The bytes copied do not hash to the snapshot's checksum (their SHA-256); nothing of
+    /// them is left in the target.
+    Mismatch(String),
+}
+
+/// Bytes read and written at a time by one copy thread (when the copy is hashed).
+const COPY_BUF: usize = 256 << 10;
+
+/// Brings `t.dst` up to date with `t.src`: unchanged when `-c` finds the target's SHA-256
+/// equal to the database's, otherwise when mtime and size are equal. A copy is one pass: read,
+/// hashed (when a checksum is known), written; it gets the source's mode and times. A new file
+/// is written in place (`create_new`: never through a symlink; an interrupted copy has the
+/// wrong mtime, so the next run copies it again); a file that is there already (the previous
+/// export names it) is replaced through `<name>.tmp` + rename, so it stays whole until then;
+/// a symlink at `dst` is removed first. Not flushed one by one: the export flushes the target's
+/// file system once (`syncfs`) before the manifest that names the files goes in.
+fn update(
+    t: &CopyTask,
+    compare_checksums: bool,
+    start_writeback: bool,
+    buf: &mut [u8],
+) -> std::io::Result<Outcome> {
+    use std::io::{ErrorKind, Read};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut src = match std::fs::File::open(&t.src) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Outcome::Missing),
+        Err(e) => return Err(e),
+    };
+    let smd = src.metadata()?;
+    if !smd.is_file() {
+        return Ok(Outcome::Missing);
+    }
+    let existing = match std::fs::symlink_metadata(&t.dst) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::remove_file(&t.dst)?;
+            false
+        }
+        Ok(m) => {
+            if let (true, Some(sum)) = (compare_checksums, &t.checksum) {
+                if file_sha256(&t.dst)?.eq_ignore_ascii_case(sum) {
+                    return Ok(Outcome::Unchanged);
+                }
+            } else if m.len() == smd.len() && m.modified().ok() == smd.modified().ok() {
+                return Ok(Outcome::Unchanged);
+            }
+            true
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    let out_path = if existing {
+        let tmp = tmp_name(&t.dst);
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        tmp
+    } else {
+        t.dst.clone()
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true)
+        .create_new(true)
+        .mode(smd.permissions().mode() & 0o7777);
+    let mut out = match opts.open(&out_path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(p) = out_path.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            opts.open(&out_path)?
+        }
+        r => r?,
+    };
+    let copied = (|| -> std::io::Result<Option<String>> {
+        let Some(_) = &t.checksum else {
+            std::io::copy(&mut src, &mut out)?;
+            return Ok(None);
+        };
+        let mut h = Sha256::new();
+        loop {
+            let n = match src.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            h.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+        }
+        Ok(Some(hex::encode(h.finalize())))
+    })();
+    let sum = match copied {
+        Ok(s) => s,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(&out_path);
+            return Err(e);
+        }
+    };
+    if let (Some(got), Some(want)) = (&sum, &t.checksum)
+        && !got.eq_ignore_ascii_case(want)
+    {
+        drop(out);
+        std::fs::remove_file(&out_path)?;
+        return Ok(Outcome::Mismatch(got.clone()));
+    }
+    let mut times = std::fs::FileTimes::new().set_modified(smd.modified()?);
+    if let Ok(a) = smd.accessed() {
+        times = times.set_accessed(a);
+    }
+    // A file system that refuses times: the file is copied again next run (as upstream).
+    let _ = out.set_times(times);
+    if start_writeback {
+        // Start writing it to disk now, not waiting for it (POSIX_FADV_DONTNEED starts
+        // writeback of dirty pages on Linux): the `syncfs` before the manifest then waits for
+        // the tail only, instead of writing the whole export after the last copy.
+        let _ = rustix::fs::fadvise(&out, 0, None, rustix::fs::Advice::DontNeed);
+    }
+    drop(out);
+    if existing {
+        std::fs::rename(&out_path, &t.dst)?;
+    }
+    Ok(Outcome::Copied)
+}
+
+/// A file whose source did not match the snapshot: gone, or other bytes than its checksum.
+struct Stale {
+    task: CopyTask,
+    outcome: Outcome,
+}
+
+/// What one batch of copies did.
+#[derive(Default)]
+struct BatchDone {
+    copied: u64,
+    skipped: u64,
+    stale: Vec<Stale>,
 }
 
 /// Files copied at once (I/O bound: the copies, `-c` hashing, the stats).
 const COPY_THREADS: usize = 4;
 
-/// Runs `tasks` on [`COPY_THREADS`] threads: (copied, unchanged), or the first error. `link`
-/// (the zip's scratch folder, deleted after zipping): a hard link where the file system allows,
-/// else a copy.
+/// Runs `tasks` on [`COPY_THREADS`] threads, or returns the first error. `link` (the zip's
+/// scratch folder, deleted after zipping): a hard link where the file system allows, else a
+/// copy (a link is not hashed: its bytes are the media root's, checked by `sanity-check`).
 fn copy_batch(
     tasks: Vec<CopyTask>,
     compare_checksums: bool,
     link: bool,
-) -> Result<(u64, u64), JobError> {
+) -> Result<BatchDone, JobError> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let (copied, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
     let failed: Mutex<Option<JobError>> = Mutex::new(None);
+    let mismatches: Mutex<Vec<(usize, Outcome)>> = Mutex::new(vec![]);
     let work = || {
+        let mut buf = vec![0u8; COPY_BUF];
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(t) = tasks.get(i) else { break };
             if failed.lock().expect("not poisoned").is_some() {
                 break;
             }
-            let r = if !t.src.is_file() {
-                Err(perm(format!(
-                    "export aborted: the file {} does not exist",
-                    t.src.display()
-                )))
-            } else if link && link_new(&t.src, &t.dst) {
-                Ok(true)
+            let r = if link && link_new(&t.src, &t.dst) {
+                Ok(Outcome::Copied)
             } else {
-                copy_if_changed(&t.src, &t.dst, t.checksum.as_deref(), compare_checksums)
+                update(t, compare_checksums, !link, &mut buf)
                     .map_err(|e| io_err("cannot copy to", &t.dst, e))
             };
             match r {
-                Ok(true) => {
+                Ok(Outcome::Copied) => {
                     copied.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(false) => {
+                Ok(Outcome::Unchanged) => {
                     skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(o) => {
+                    mismatches.lock().expect("not poisoned").push((i, o));
                 }
                 Err(e) => {
                     failed.lock().expect("not poisoned").get_or_insert(e);
@@ -323,7 +457,22 @@ fn copy_batch(
     if let Some(e) = failed.into_inner().expect("not poisoned") {
         return Err(e);
     }
-    Ok((copied.into_inner(), skipped.into_inner()))
+    let mut found = mismatches.into_inner().expect("not poisoned");
+    found.sort_by_key(|(i, _)| *i);
+    let mut tasks: Vec<Option<CopyTask>> = tasks.into_iter().map(Some).collect();
+    Ok(BatchDone {
+        copied: copied.into_inner(),
+        skipped: skipped.into_inner(),
+        stale: found
+            .into_iter()
+            .filter_map(|(i, outcome)| {
+                Some(Stale {
+                    task: tasks[i].take()?,
+                    outcome,
+                })
+            })
+            .collect(),
+    })
 }
 
 /// Hard-links `src` as a new `dst` (parents created); false if that is not possible.
@@ -359,6 +508,8 @@ struct Run<'a> {
     copied: u64,
     skipped: u64,
     json_unchanged: u64,
+    /// Time spent waiting for copy batches after the records of the next page were written.
+    copy_wait: std::time::Duration,
     /// What upstream prints as a notice (returned in the result).
     notices: Vec<String>,
 }
@@ -372,31 +523,45 @@ impl Run<'_> {
         }
     }
 
-    /// Records that this run wrote or kept `path` (for `-d`).
+    /// Records that this run wrote or kept `path` (for `-d` and the orphan ledger; a zip's
+    /// scratch folder is not pruned).
     fn keep(&mut self, path: &Path) {
-        if self.args.delete && !self.args.zip {
+        if !self.args.zip {
             self.written.insert(name_key(&path.to_string_lossy()));
         }
     }
 
-    /// Queues the copy of `src` to `rel` (run by [`Run::flush`]).
-    fn copy(&mut self, src: PathBuf, rel: &str, checksum: Option<&str>) {
+    /// Queues the copy of `part` of document `row` from `src` to `rel` (run by [`Run::flush`]).
+    /// Originals and archive versions with a SHA-256 in the row are hashed as they are copied
+    /// (not a GnuPG-encrypted `.gpg` original: its checksum is of the plain text).
+    fn copy(&mut self, src: PathBuf, rel: &str, row: &RowData, part: Part) {
+        let docm = model("documents.document").expect("stored");
+        let snapshot: Vec<Option<String>> = part
+            .fields()
+            .iter()
+            .map(|f| text_of(get(docm, row, f)).map(str::to_string))
+            .collect();
+        let checksum = snapshot
+            .get(1)
+            .cloned()
+            .flatten()
+            .filter(|sum| sum.len() == 64 && !src.to_string_lossy().ends_with(".gpg"));
         let dst = self.work.join(rel);
         self.keep(&dst);
         self.tasks.push(CopyTask {
             src,
             dst,
-            checksum: checksum.map(str::to_string),
+            checksum,
+            doc: row.pk,
+            part,
+            snapshot,
         });
     }
 
     /// Starts the queued copies on their threads; the previous batch's copies are waited for
     /// first, so one batch copies while the next is read from the database.
-    async fn flush(
-        &mut self,
-        pending: &mut Option<tokio::task::JoinHandle<Result<(u64, u64), JobError>>>,
-    ) -> Result<(), JobError> {
-        self.wait(pending).await?;
+    async fn flush(&mut self, pending: &mut Pending, ctx: &JobContext) -> Result<(), JobError> {
+        self.wait(pending, ctx).await?;
         if !self.tasks.is_empty() {
             let tasks = std::mem::take(&mut self.tasks);
             let compare = self.args.compare_checksums;
@@ -408,17 +573,75 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn wait(
-        &mut self,
-        pending: &mut Option<tokio::task::JoinHandle<Result<(u64, u64), JobError>>>,
-    ) -> Result<(), JobError> {
+    async fn wait(&mut self, pending: &mut Pending, ctx: &JobContext) -> Result<(), JobError> {
         if let Some(h) = pending.take() {
-            let (c, s) = h.await.map_err(|e| perm(e.to_string()))??;
-            self.copied += c;
-            self.skipped += s;
+            let start = std::time::Instant::now();
+            let done = h.await.map_err(|e| perm(e.to_string()))??;
+            self.copy_wait += start.elapsed();
+            self.copied += done.copied;
+            self.skipped += done.skipped;
+            judge(ctx, done.stale).await?;
         }
         Ok(())
     }
+}
+
+type Pending = Option<tokio::task::JoinHandle<Result<BatchDone, JobError>>>;
+
+/// A batch's stale files. One whose document row changed since the snapshot (another name, another
+/// checksum, or the row is gone: a renamer, a new archive version, the trash emptied) fails the
+/// job transiently, so it runs again from a fresh snapshot; one that does not match an unchanged
+/// row (damaged, or gone without the row knowing) fails it for good. Either way the new manifest
+/// never goes in and no stale byte is left in the target: the previous export stays as it was.
+async fn judge(ctx: &JobContext, stale: Vec<Stale>) -> Result<(), JobError> {
+    let Some(first) = stale.first() else {
+        return Ok(());
+    };
+    let docm = model("documents.document").expect("stored");
+    let mut conn = ctx
+        .db()
+        .pool
+        .acquire()
+        .await
+        .map_err(|e| JobError::Transient(format!("cannot reach the database: {e}")))?;
+    for s in &stale {
+        let t = &s.task;
+        let now = transfer::rows_after(&mut conn, docm, t.doc - 1, 1).await?;
+        let changed = match now.first() {
+            Some(r) if r.pk == t.doc => t
+                .part
+                .fields()
+                .iter()
+                .zip(&t.snapshot)
+                .any(|(f, was)| text_of(get(docm, r, f)) != was.as_deref()),
+            _ => true,
+        };
+        if changed {
+            tracing::warn!(document = t.doc, file = %t.src.display(), part = ?t.part,
+                "export: a file changed since the snapshot; the export runs again");
+            return Err(JobError::Transient(format!(
+                "the {:?} of document {} ({}) changed since the export's snapshot: the export \
+                 runs again from a fresh snapshot (the previous export stays as it was)",
+                t.part,
+                t.doc,
+                t.src.display()
+            )));
+        }
+    }
+    let t = &first.task;
+    Err(match &first.outcome {
+        Outcome::Mismatch(got) => perm(format!(
+            "export aborted: {} (document {}) has SHA-256 {got}, the database says {}: the file \
+             is damaged (see `paperboy sanity-check`); the previous export stays as it was",
+            t.src.display(),
+            t.doc,
+            t.checksum.as_deref().unwrap_or("?")
+        )),
+        _ => perm(format!(
+            "export aborted: the file {} does not exist",
+            t.src.display()
+        )),
+    })
 }
 
 fn get<'a>(m: &Model, row: &'a RowData, field: &str) -> &'a Val {
@@ -511,6 +734,21 @@ async fn export(
              still names (upstream does): refused; run them separately",
         ));
     }
+    // What earlier exports wrote (for -d and the orphan ledger), read before this run writes
+    // anything. A zip export only looks with -d (its scratch folder holds nothing earlier).
+    let prev_start = std::time::Instant::now();
+    let previous = if !args.zip || args.delete {
+        let t = target.clone();
+        let zips = args.zip;
+        Some(
+            tokio::task::spawn_blocking(move || prune::previous_export(&t, zips))
+                .await
+                .map_err(|e| perm(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let previous_s = prev_start.elapsed().as_secs_f64();
     let zip_tmp = if args.zip {
         Some(
             tempfile::Builder::new()
@@ -543,13 +781,17 @@ async fn export(
         copied: 0,
         skipped: 0,
         json_unchanged: 0,
+        copy_wait: std::time::Duration::ZERO,
         notices: vec![],
     };
     let manifest = work.join("manifest.json");
     let manifest_tmp = tmp_name(&manifest);
     run.keep(&manifest);
     run.keep(&work.join("metadata.json"));
+    run.keep(&work.join(prune::ORPHANS));
+    let started = std::time::Instant::now();
     let r = write_manifest(&mut run, &manifest_tmp, ctx).await;
+    let records_and_copies = started.elapsed();
     // Every copied file reaches the disk before the new manifest names it (a zip's scratch
     // folder is not flushed: the zip is, when it is written).
     let r = match r {
@@ -585,33 +827,12 @@ async fn export(
     {
         run.json_unchanged += 1;
     }
-    let mut deleted = 0u64;
-    // -d: every file or symlink in the target this run did not write or keep (links are not
-    // followed; the listing is taken now, so it holds nothing but the target's own files).
-    let leftovers: Vec<PathBuf> = if args.delete && !args.zip {
-        walkdir::WalkDir::new(&work)
-            .follow_links(false)
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_type().is_dir())
-            .map(|e| e.into_path())
-            .filter(|p| !run.written.contains(&name_key(&p.to_string_lossy())))
-            .collect()
-    } else {
-        vec![]
-    };
-    for p in leftovers {
-        // remove_file on a symlink removes the link, not what it points at.
-        if std::fs::remove_file(&p).is_ok() {
-            deleted += 1;
-            let mut dir = p.parent();
-            while let Some(d) = dir {
-                if d == work || std::fs::remove_dir(d).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
-        }
+    let synced = started.elapsed();
+    let mut pruned = prune::Pruned::default();
+    if let (Some(prev), false) = (&previous, args.zip) {
+        pruned = prune::prune(&work, prev, &run.written, args.delete, None);
+        prune::write_orphans(&work, &pruned.orphans)
+            .map_err(|e| io_err("cannot write", &work.join(prune::ORPHANS), e))?;
     }
     let mut zip_file = None;
     if let Some(tmp) = zip_tmp {
@@ -630,32 +851,31 @@ async fn export(
             .map_err(|e| perm(e.to_string()))?
             .map_err(|e| io_err("cannot write the zip", &dest, e))?;
         drop(tmp);
-        if args.delete {
-            for e in std::fs::read_dir(&target)
-                .map_err(|e| io_err("cannot read", &target, e))?
-                .flatten()
-            {
-                let p = e.path();
-                if p == dest {
-                    continue;
-                }
-                let ft = e.file_type().map_err(|e| io_err("cannot stat", &p, e))?;
-                let _ = if ft.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-                deleted += 1;
-            }
+        if let Some(prev) = &previous {
+            let written = HashSet::from([name_key(&dest.to_string_lossy())]);
+            pruned = prune::prune(&target, prev, &written, true, None);
         }
         zip_file = Some(dest.display().to_string());
     }
+    tracing::info!(
+        documents,
+        copied = run.copied,
+        unchanged = run.skipped,
+        previous_export_s = previous_s,
+        records_and_copies_s = records_and_copies.as_secs_f64(),
+        of_which_waiting_for_copies_s = run.copy_wait.as_secs_f64(),
+        syncfs_and_manifest_s = (synced - records_and_copies).as_secs_f64(),
+        prune_and_zip_s = (started.elapsed() - synced).as_secs_f64(),
+        "export done"
+    );
     Ok(json!({
         "documents": documents,
         "files_copied": run.copied,
         "files_unchanged": run.skipped,
         "json_unchanged": run.json_unchanged,
-        "deleted": deleted,
+        "deleted": pruned.deleted,
+        "not_ours_kept": pruned.kept,
+        "orphans": pruned.orphans.len(),
         "zip": zip_file,
         "notices": run.notices,
         "filename_format": if args.use_filename_format { "storage path / PAPERBOY_FILENAME_FORMAT" } else { "default" },
@@ -807,24 +1027,25 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                     .unwrap_or_else(|| {
                         media::default_filename(row.pk, extension(mime).trim_start_matches('.'))
                     });
-                let checksum = text_of(get(docm, row, "checksum")).map(str::to_string);
                 if !run.args.data_only {
                     let src = run
                         .media
                         .path(Folder::Originals, &filename)
                         .map_err(JobError::from_classified)?;
-                    run.copy(
-                        src,
-                        &original,
-                        checksum.as_deref().filter(|c| c.len() == 64),
-                    );
+                    run.copy(src, &original, row, Part::Original);
+                } else {
+                    let p = run.work.join(&original);
+                    run.keep(&p);
                 }
                 if !run.args.no_thumbnail {
                     let thumb = run.prefixed("thumbnails", &names.thumbnail);
                     rec["__exported_thumbnail_name__"] = json!(thumb);
                     if !run.args.data_only {
                         let src = run.media.thumbnail(row.pk);
-                        run.copy(src, &thumb, None);
+                        run.copy(src, &thumb, row, Part::Thumbnail);
+                    } else {
+                        let p = run.work.join(&thumb);
+                        run.keep(&p);
                     }
                 }
                 if let (false, Some(a)) = (
@@ -838,8 +1059,10 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                             .media
                             .path(Folder::Archive, a)
                             .map_err(JobError::from_classified)?;
-                        let sum = text_of(get(docm, row, "archive_checksum")).map(str::to_string);
-                        run.copy(src, &arch, sum.as_deref().filter(|c| c.len() == 64));
+                        run.copy(src, &arch, row, Part::Archive);
+                    } else {
+                        let p = run.work.join(&arch);
+                        run.keep(&p);
                     }
                 }
                 if split {
@@ -858,7 +1081,7 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                 }
                 done += 1;
             }
-            run.flush(&mut pending).await?;
+            run.flush(&mut pending, ctx).await?;
             ctx.progress(done, total_docs as u64, "documents");
             ctx.check_cancelled()?;
         }
@@ -866,7 +1089,7 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     }
     .await;
     // The last batch's copies (and, after a failure, whatever still runs) end before we return.
-    let copies = run.wait(&mut pending).await;
+    let copies = run.wait(&mut pending, ctx).await;
     r?;
     copies?;
     let _ = tx.rollback().await;
@@ -894,6 +1117,82 @@ mod tests {
         assert_eq!(d.original, "X_01.jpg");
         assert_ne!(c.thumbnail, d.thumbnail);
         assert_ne!(c.manifest, d.manifest);
+    }
+
+    fn task(src: &Path, dst: &Path, checksum: Option<String>) -> CopyTask {
+        CopyTask {
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+            checksum,
+            doc: 1,
+            part: Part::Original,
+            snapshot: vec![],
+        }
+    }
+
+    #[test]
+    fn copies_are_hashed_in_one_pass_and_a_mismatch_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src.pdf");
+        std::fs::write(&src, b"hello").unwrap();
+        let sum = hex::encode(Sha256::digest(b"hello"));
+        let mut buf = vec![0; 4];
+        // A new file (its folder created), then unchanged by mtime and size, or by -c.
+        let dst = d.path().join("out/x.pdf");
+        let t = task(&src, &dst, Some(sum.clone()));
+        assert_eq!(update(&t, false, true, &mut buf).unwrap(), Outcome::Copied);
+        assert_eq!(std::fs::read(&dst).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::metadata(&dst).unwrap().modified().unwrap(),
+            std::fs::metadata(&src).unwrap().modified().unwrap()
+        );
+        assert_eq!(
+            update(&t, false, true, &mut buf).unwrap(),
+            Outcome::Unchanged
+        );
+        assert_eq!(
+            update(&t, true, true, &mut buf).unwrap(),
+            Outcome::Unchanged
+        );
+        // The source no longer matches the snapshot's checksum: no new file is left behind,
+        // and a file the previous export wrote stays as it was.
+        let wrong = Some("0".repeat(64));
+        let fresh = d.path().join("out/y.pdf");
+        assert_eq!(
+            update(&task(&src, &fresh, wrong.clone()), false, true, &mut buf).unwrap(),
+            Outcome::Mismatch(sum.clone())
+        );
+        assert!(!fresh.exists());
+        let old = d.path().join("out/old.pdf");
+        std::fs::write(&old, b"previous export").unwrap();
+        assert_eq!(
+            update(&task(&src, &old, wrong), false, true, &mut buf).unwrap(),
+            Outcome::Mismatch(sum.clone())
+        );
+        assert_eq!(std::fs::read(&old).unwrap(), b"previous export");
+        assert!(!d.path().join("out/old.pdf.tmp").exists());
+        // A changed file is replaced; a symlink at the target is replaced, not written through.
+        assert_eq!(
+            update(&task(&src, &old, Some(sum.clone())), false, true, &mut buf).unwrap(),
+            Outcome::Copied
+        );
+        assert_eq!(std::fs::read(&old).unwrap(), b"hello");
+        let outside = d.path().join("outside.pdf");
+        std::fs::write(&outside, b"outside").unwrap();
+        let link = d.path().join("out/link.pdf");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert_eq!(
+            update(&task(&src, &link, None), false, true, &mut buf).unwrap(),
+            Outcome::Copied
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+        assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
+        // A source that is gone.
+        let gone = d.path().join("gone.pdf");
+        assert_eq!(
+            update(&task(&gone, &fresh, None), false, true, &mut buf).unwrap(),
+            Outcome::Missing
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod crypto;
 pub mod export;
 pub mod import;
+pub mod prune;
 pub mod record;
 
 use std::path::{Component, Path, PathBuf};
