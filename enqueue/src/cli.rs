@@ -578,7 +578,8 @@ pub struct ExportCmd {
     /// Leave JSON files whose content is unchanged untouched (`-cj`)
     #[arg(long = "compare-json", visible_alias = "cj")]
     pub compare_json: bool,
-    /// Delete files in the target that this export did not write (symlinks removed, not followed)
+    /// Delete what an earlier export wrote into the target and this one no longer writes; the
+    /// user's own files stay (symlinks never followed)
     #[arg(short = 'd', long)]
     pub delete: bool,
     /// Name files with the storage path / PAPERBOY_FILENAME_FORMAT templates (folders included)
