@@ -497,8 +497,8 @@ async fn sql(a: &Archive, q: &'static str, id: i64) {
 }
 
 /// Every way a document changes reaches the index: consume and retag queue their own updates
-/// (above); edits made outside paperboy (a tag or correspondent renamed, a type or storage
-/// path set, a document trashed or deleted) through `paperboy index update`.
+/// (above); edits made outside paperboy (a tag or correspondent renamed, a document type set,
+/// a document trashed or deleted) through `paperboy index update`.
 async fn every_kind_of_change_reaches_the_index(tdb: TestDb) {
     let a = Archive::new(&tdb).await;
     let _w = a.worker("all");

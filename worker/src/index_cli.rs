@@ -31,25 +31,8 @@ pub struct SearchArgs {
     pub json: bool,
     /// paperless' search modes: `query` (the query language), `text` (every word a substring
     /// of the title or content), `title` (every word a substring of the title).
-    #[arg(long, value_enum, default_value_t = ModeArg::Query)]
-    pub mode: ModeArg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ModeArg {
-    Query,
-    Text,
-    Title,
-}
-
-impl From<ModeArg> for search::Mode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Query => search::Mode::Query,
-            ModeArg::Text => search::Mode::Text,
-            ModeArg::Title => search::Mode::Title,
-        }
-    }
+    #[arg(long, value_enum, default_value_t = search::Mode::Query)]
+    pub mode: search::Mode,
 }
 
 /// Exit codes.
@@ -159,7 +142,7 @@ pub fn run(args: SearchArgs) -> i32 {
         None => {
             let q = args.query.join(" ");
             let opts = search::Options {
-                mode: args.mode.into(),
+                mode: args.mode,
                 fuzzy: config.fuzzy_search_threshold,
             };
             (search::search_with(&o, &q, limit, opts), q)

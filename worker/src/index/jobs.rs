@@ -174,37 +174,34 @@ pub async fn queue_pending(ctx: &JobContext, ids: &[i64]) -> Result<(), JobError
     Ok(())
 }
 
-/// Where an update's ids come from.
-enum Source {
-    /// Given in the job.
-    Given(Vec<i64>),
-    /// The pending set: batches read, committed, then removed from it.
-    Pending,
-}
-
-/// Adds, replaces or removes these documents' entries (no ids: the pending set's). With no
-/// current index (none yet, or an older schema or language) it rebuilds instead, which
-/// includes them.
+/// Adds, replaces or removes these documents' entries (no ids: the pending set's, in batches
+/// that leave the set only once committed). With no current index (none yet, or an older
+/// schema or language) it rebuilds instead, which includes them.
 pub async fn update(ids: Vec<i64>, ctx: &JobContext) -> Result<Value, JobError> {
     let s = IndexSettings::from_config(&ctx.config)?;
-    let source = if ids.is_empty() {
+    // Some: the ids given, sorted and deduplicated; None: the pending set.
+    let mut given = if ids.is_empty() {
         // Nothing pending (an earlier flush took it): done without the writer or a commit.
         if ctx.queue.pending_len(INDEX_QUEUE, INDEX_PENDING).await? == 0 {
             return Ok(json!({"updated": 0, "removed": 0, "pending": 0}));
         }
-        Source::Pending
+        None
     } else {
-        Source::Given(ids)
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        Some(ids)
     };
+    let total = given.as_ref().map_or(0, |ids| ids.len() as u64);
     let lease = take_lease(ctx).await?;
     let r: Result<Value, IndexError> = async {
         let Some(o) = store::open_live(&s)? else {
             let why = store::needs_rebuild(&s).unwrap_or_default();
             tracing::info!(reason = %why, "index update found no current index: rebuilding");
             // The pending ids read before the rebuild are in it: drop them from the set.
-            let pending = match source {
-                Source::Pending => pending_batch(ctx, usize::MAX).await?,
-                Source::Given(_) => Vec::new(),
+            let pending = match given {
+                None => pending_batch(ctx, usize::MAX).await?,
+                Some(_) => Vec::new(),
             };
             let v = rebuild(&s, ctx, &lease).await?;
             ctx.queue
@@ -215,19 +212,7 @@ pub async fn update(ids: Vec<i64>, ctx: &JobContext) -> Result<Value, JobError> 
         let path = s.dir.join(&o.pointer.generation);
         let mut w = Writer::open(&o.index, o.fields, lease.term(), &path)?;
         let (mut updated, mut removed, mut commits) = (0u64, 0u64, 0u64);
-        let mut given = match &source {
-            Source::Given(ids) => {
-                let mut ids = ids.clone();
-                ids.sort_unstable();
-                ids.dedup();
-                Some(ids.into_iter())
-            }
-            Source::Pending => None,
-        };
-        let total = match &source {
-            Source::Given(ids) => ids.len() as u64,
-            Source::Pending => 0,
-        };
+        let mut given = given.take().map(|ids| ids.into_iter());
         let mut done = 0u64;
         loop {
             let chunk: Vec<i64> = match given.as_mut() {

@@ -66,8 +66,8 @@ pub fn parser(o: &Opened) -> QueryParser {
     p
 }
 
-/// paperless' search modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// paperless' search modes (also the `--mode` values of `paperboy-worker search`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mode {
     /// The query language (field:value, phrases, AND/OR/NOT, dates).
     #[default]
