@@ -113,7 +113,7 @@ settings! {
     TIME_ZONE = ("PAPERBOY_TIME_ZONE", Some("PAPERLESS_TIME_ZONE"), "UTC",
         "Time zone of the `added_*` file name variables (IANA name, e.g. Europe/Berlin).");
     PASSPHRASE = ("PAPERBOY_PASSPHRASE", Some("PAPERLESS_PASSPHRASE"), "",
-        "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` (prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
+        "Passphrase of GnuPG-era documents, read by the workers that run `decrypt-documents` and `export` (which decrypts them on the way; prefer `PAPERBOY_PASSPHRASE_FILE`); never put in Redis.");
     SANITY_IGNORE = ("PAPERBOY_SANITY_IGNORE", None, ".DS_Store,.DS_STORE,._*,.stfolder,.stversions,.localized,desktop.ini,@eaDir,Thumbs.db,.media-*.part",
         "Comma-separated globs of names the sanity checker never reports as orphans (a matching folder is skipped whole).");
     TRAIN_TASK_CRON = ("PAPERBOY_TRAIN_TASK_CRON", Some("PAPERLESS_TRAIN_TASK_CRON"), "5 */1 * * *",

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod failpoint;
 pub mod human;
 pub mod job;
 pub mod media;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use files_common::{Archive, sha256_of};
 use paperboy_shared::db::{NewDocument, StorageType, documents};
-use paperboy_shared::job::Job;
+use paperboy_shared::job::{ExportArgs, Job};
 use paperboy_shared::media::Folder;
 use paperboy_shared::queue::JobState;
 use paperboy_tests::db::TestDb;
@@ -142,7 +142,51 @@ async fn a_wrong_passphrase_changes_nothing(tdb: TestDb) {
     assert_eq!(a.files(Folder::Originals), ["0000004.pdf"]);
 }
 
+/// `paperboy export` of an archive with a GnuPG-era document: without `PAPERBOY_PASSPHRASE`
+/// a clear error naming both fixes and no manifest; with it the original and the thumbnail are
+/// exported decrypted (checked against the checksum) and the record names the plaintext, so
+/// paperboy's and paperless-ngx 3.x's importers take it; the archive itself stays as it was.
+async fn export_decrypts_gnupg_era_documents(tdb: TestDb) {
+    let a = Archive::new(&tdb).await;
+    let id = plant_gpg(&a, "binary", "2020/0000004.pdf.gpg", "0000004.pdf.gpg").await;
+    let out = tempfile::tempdir().unwrap();
+    let job = Job::Export(ExportArgs {
+        target: out.path().display().to_string(),
+        ..Default::default()
+    });
+    let mut w = a.worker("export", &[]);
+    let r = a.run(&job).await;
+    assert_eq!(r.state, JobState::Dead, "{r:?}");
+    let e = &r.errors.last().unwrap().message;
+    assert!(
+        e.contains("GnuPG-encrypted")
+            && e.contains("PAPERBOY_PASSPHRASE")
+            && e.contains("decrypt-documents"),
+        "{e}"
+    );
+    assert!(!out.path().join("manifest.json").exists());
+    w.kill();
+    let pass = passphrase_file(&a, "test");
+    let _w = a.worker("export", &[("PAPERBOY_PASSPHRASE_FILE", &pass)]);
+    let r = a.run(&job).await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    let manifest: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(out.path().join("manifest.json")).unwrap()).unwrap();
+    let rec = manifest
+        .iter()
+        .find(|r| r["model"] == "documents.document" && r["pk"] == id)
+        .expect("the document's record");
+    assert_eq!(rec["fields"]["filename"], "2020/0000004.pdf");
+    let file = |key: &str| out.path().join(rec[key].as_str().unwrap());
+    assert_eq!(sha256_of(&file("__exported_file_name__")), PDF_SHA256);
+    assert_eq!(sha256_of(&file("__exported_thumbnail_name__")), WEBP_SHA256);
+    let d = documents::get(&a.db, id).await.unwrap().unwrap();
+    assert_eq!(d.storage_type, StorageType::Gpg);
+    assert_eq!(a.files(Folder::Originals), ["2020/0000004.pdf.gpg"]);
+}
+
 paperboy_tests::on_both_engines!(
     binary_and_armored_documents_decrypt,
     a_wrong_passphrase_changes_nothing,
+    export_decrypts_gnupg_era_documents,
 );

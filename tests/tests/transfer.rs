@@ -22,6 +22,7 @@
 //! | 7 | `-f` `{title}/{correspondent}`, rename, `-f -d`: old file and empty folder gone, `none_01` | `rename_then_export_f_d_moves_the_files` |
 //! | (2.3) | `-d` removes any file this run did not write | **differs**: `delete_removes_only_what_an_export_wrote` (only what an earlier export wrote; the user's files and symlinks kept; no symlink followed; split manifests), `round_trip_is_byte_for_byte` |
 //! | 8 | missing original → export fails (previous manifest kept) | `missing_original_aborts_and_keeps_the_previous_export` |
+//! | (online) | a file and its row change after the export's snapshot → detected by the copy's hash, that run fails transiently, the retry exports the new state | **differs** (upstream must be stopped): `a_file_changed_since_the_snapshot_is_exported_again` |
 //! | 9 | `-z` → `export-<date>.zip` with every file | `zip_exports` |
 //! | 10 | `-z -f`: folder entries counted | `zip_exports` |
 //! | 11 | `-z -d` with a stray file and folder | **differs**: `zip_exports` (the stray file and folder are kept, an earlier export's zip is removed) |
@@ -1315,6 +1316,63 @@ async fn missing_original_aborts_and_keeps_the_previous_export(tdb: TestDb) {
     assert!(!t.path().join("manifest.json.tmp").exists());
 }
 
+/// Online and consistent: the export pauses right after its snapshot (failpoint
+/// `export.after_snapshot`) and document 8 gets a new original and checksum, written as a worker
+/// writes them (the file, then the row). Its copy no longer hashes to the snapshot's checksum and
+/// its row changed: that run fails transiently without putting a manifest in, and the retry
+/// exports the new state from a fresh snapshot, the manifest and the file agreeing.
+async fn a_file_changed_since_the_snapshot_is_exported_again(tdb: TestDb) {
+    let pause = tempfile::tempdir().unwrap();
+    let spec = format!("export.after_snapshot=pause:{}", pause.path().display());
+    let a = Archive::with_fixture(&tdb, &[("PAPERBOY_FAILPOINTS", &spec)]).await;
+    let t = tempfile::tempdir().unwrap();
+    let job = Job::Export(ExportArgs {
+        target: t.path().display().to_string(),
+        ..Default::default()
+    });
+    let id = a.queue.enqueue(&job).await.unwrap().id().to_string();
+    let paused = pause.path().join("export.after_snapshot.paused");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !paused.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the export never reached its failpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let new = b"%PDF-1.4\n% a new version of document 8\n%%EOF\n".to_vec();
+    std::fs::write(a.media().join("originals/0000008.pdf"), &new).unwrap();
+    a.sql(
+        "UPDATE documents SET checksum = $1 WHERE id = 8",
+        &[&sha256(&new)],
+    )
+    .await;
+    std::fs::write(pause.path().join("export.after_snapshot.resume"), b"").unwrap();
+    let r = loop {
+        let r = a.queue.get(&id).await.unwrap();
+        if r.state.is_terminal() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "the export did not end: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    succeeded(&r);
+    assert!(r.attempts >= 2, "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.message.contains("changed since the export's snapshot")),
+        "{:?}",
+        r.errors
+    );
+    let m = manifest_of(t.path());
+    let rec = doc_record(&m, 8);
+    assert_eq!(rec["fields"]["checksum"], sha256(&new));
+    let name = rec["__exported_file_name__"].as_str().unwrap();
+    assert_eq!(std::fs::read(t.path().join(name)).unwrap(), new);
+    assert!(!t.path().join("manifest.json.tmp").exists());
+}
+
 /// Cases 9, 10, 11: `-z` writes `export-<date>.zip` (date in PAPERBOY_TIME_ZONE) with every file;
 /// `-z -f` adds the folders' entries; `-z -d` removes earlier export zips only (differs: upstream
 /// empties the target).
@@ -1901,6 +1959,7 @@ paperboy_tests::on_both_engines!(
     rename_then_export_f_d_moves_the_files,
     delete_removes_only_what_an_export_wrote,
     missing_original_aborts_and_keeps_the_previous_export,
+    a_file_changed_since_the_snapshot_is_exported_again,
     zip_exports,
     export_target_is_checked,
     data_only_export_and_import,

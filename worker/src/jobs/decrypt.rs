@@ -68,7 +68,8 @@ pub fn decrypt(bytes: &[u8], passphrase: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot decrypt (wrong passphrase?): {e}"))
 }
 
-fn digest(bytes: &[u8], like: &str) -> String {
+/// The hex digest of `bytes` of the kind `like` is (32 characters: MD5, else SHA-256).
+pub fn digest(bytes: &[u8], like: &str) -> String {
     if like.len() == 32 {
         hex::encode(md5::Md5::digest(bytes))
     } else {

@@ -7,18 +7,24 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use paperboy_shared::config::Secret;
 use paperboy_shared::db::files;
-use paperboy_shared::db::transfer::{self, Kind, M2m, Model, RowData, Val, model};
+use paperboy_shared::db::transfer::{self, Model, RowData, Val, model};
 use paperboy_shared::job::ExportArgs;
 use paperboy_shared::media::{self, Folder, Media};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::crypto::{Crypto, SENSITIVE};
 use super::prune;
-use super::record::to_record;
+use super::record::RecordOut;
 use super::{FORMAT_VERSION, forget_passphrase, io_err, perm, read_passphrase};
 use crate::filenames::{self, FilenameSettings, NameInfo, Namer, Which};
+use crate::jobs::decrypt;
 use crate::jobs::{JobContext, JobError};
 
 /// Manifest order of paperless-ngx 3.0.5 (for the models paperboy stores); documents last.
@@ -60,7 +66,7 @@ impl ArrayWriter {
         w.write_all(b"[")?;
         Ok(ArrayWriter { w, first: true })
     }
-    fn push(&mut self, v: &Value) -> std::io::Result<()> {
+    fn push<T: Serialize + ?Sized>(&mut self, v: &T) -> std::io::Result<()> {
         self.w.write_all(if self.first { b"\n" } else { b",\n" })?;
         self.first = false;
         serde_json::to_writer_pretty(&mut self.w, v)?;
@@ -87,24 +93,35 @@ fn put_json(tmp: &Path, dest: &Path, compare_json: bool) -> std::io::Result<bool
     Ok(true)
 }
 
-fn write_json(dest: &Path, v: &Value, compare_json: bool, sync: bool) -> std::io::Result<bool> {
+/// Writes `v` (metadata.json) through `<dest>.tmp` + rename, pretty-printed.
+fn write_json(dest: &Path, v: &Value, compare_json: bool) -> std::io::Result<bool> {
+    let tmp = tmp_name(dest);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, v)?;
+        f.sync_all()?;
+    }
+    put_json(&tmp, dest, compare_json)
+}
+
+/// Writes one split manifest (`-sm`): the document's record and its notes and custom field
+/// values, through `<dest>.tmp` + rename.
+fn write_split(
+    dest: &Path,
+    doc: &RecordOut<'_>,
+    extra: &[(&'static Model, RowData)],
+    compare_json: bool,
+) -> std::io::Result<bool> {
     if let Some(p) = dest.parent() {
         std::fs::create_dir_all(p)?;
     }
     let tmp = tmp_name(dest);
     let mut w = ArrayWriter::create(&tmp)?;
-    match v {
-        Value::Array(a) => {
-            for r in a {
-                w.push(r)?;
-            }
-            w.finish(sync)?;
-        }
-        _ => {
-            drop(w);
-            std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)?;
-        }
+    w.push(doc)?;
+    for (m, row) in extra {
+        w.push(&plain(m, row, &[]))?;
     }
+    w.finish(false)?;
     put_json(&tmp, dest, compare_json)
 }
 
@@ -251,6 +268,8 @@ struct CopyTask {
     part: Part,
     /// The snapshot's values of `part.fields()` (to tell a file changed since from a damaged one).
     snapshot: Vec<Option<String>>,
+    /// A GnuPG-era `.gpg` file: decrypted with this passphrase (`PAPERBOY_PASSPHRASE`).
+    decrypt: Option<Arc<Secret>>,
 }
 
 /// What bringing one file up to date found.
@@ -263,6 +282,8 @@ enum Outcome {
     /// The bytes copied do not hash to the snapshot's checksum (their SHA-256); nothing of
     /// them is left in the target.
     Mismatch(String),
+    /// A GnuPG-era file that does not decrypt (why; never the passphrase).
+    Undecryptable(String),
 }
 
 /// Bytes read and written at a time by one copy thread (when the copy is hashed).
@@ -274,14 +295,10 @@ const COPY_BUF: usize = 256 << 10;
 /// is written in place (`create_new`: never through a symlink; an interrupted copy has the
 /// wrong mtime, so the next run copies it again); a file that is there already (the previous
 /// export names it) is replaced through `<name>.tmp` + rename, so it stays whole until then;
-/// a symlink at `dst` is removed first. Not flushed one by one: the export flushes the target's
-/// file system once (`syncfs`) before the manifest that names the files goes in.
-fn update(
-    t: &CopyTask,
-    compare_checksums: bool,
-    start_writeback: bool,
-    buf: &mut [u8],
-) -> std::io::Result<Outcome> {
+/// a symlink at `dst` is removed first. Not flushed one by one: the pool's flusher flushes the
+/// target's file system while the copies go on, and once more (`syncfs`) before the manifest
+/// that names the files goes in.
+fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Result<Outcome> {
     use std::io::{ErrorKind, Read};
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut src = match std::fs::File::open(&t.src) {
@@ -292,6 +309,9 @@ fn update(
     let smd = src.metadata()?;
     if !smd.is_file() {
         return Ok(Outcome::Missing);
+    }
+    if let Some(pass) = &t.decrypt {
+        return update_decrypted(t, src, &smd, pass, compare_checksums);
     }
     let existing = match std::fs::symlink_metadata(&t.dst) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -373,16 +393,64 @@ fn update(
     }
     // A file system that refuses times: the file is copied again next run (as upstream).
     let _ = out.set_times(times);
-    if start_writeback {
-        // Start writing it to disk now, not waiting for it (POSIX_FADV_DONTNEED starts
-        // writeback of dirty pages on Linux): the `syncfs` before the manifest then waits for
-        // the tail only, instead of writing the whole export after the last copy.
-        let _ = rustix::fs::fadvise(&out, 0, None, rustix::fs::Advice::DontNeed);
-    }
     drop(out);
     if existing {
         std::fs::rename(&out_path, &t.dst)?;
     }
+    Ok(Outcome::Copied)
+}
+
+/// A GnuPG-era file (spec §7): decrypted with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's
+/// exporter did, the plaintext checked against the row's checksum (SHA-256, or MD5 of old
+/// imports; thumbnails have none) and written through `<name>.tmp` + rename. The file is read
+/// whole (one original, on one copy thread). Its size is not the source's, so an incremental
+/// run writes it again unless `-c` finds the exported copy matching the checksum.
+fn update_decrypted(
+    t: &CopyTask,
+    mut src: std::fs::File,
+    smd: &std::fs::Metadata,
+    pass: &Secret,
+    compare_checksums: bool,
+) -> std::io::Result<Outcome> {
+    use std::io::Read;
+    if let (true, Some(sum)) = (compare_checksums, &t.checksum)
+        && std::fs::symlink_metadata(&t.dst).is_ok_and(|m| m.is_file())
+        && decrypt::digest(&std::fs::read(&t.dst)?, sum).eq_ignore_ascii_case(sum)
+    {
+        return Ok(Outcome::Unchanged);
+    }
+    let mut bytes = Vec::with_capacity(smd.len() as usize);
+    src.read_to_end(&mut bytes)?;
+    let plain = match decrypt::decrypt(&bytes, pass.expose()) {
+        Ok(p) => p,
+        Err(e) => return Ok(Outcome::Undecryptable(e)),
+    };
+    drop(bytes);
+    if let Some(want) = &t.checksum {
+        let got = decrypt::digest(&plain, want);
+        if !got.eq_ignore_ascii_case(want) {
+            return Ok(Outcome::Mismatch(got));
+        }
+    }
+    if let Some(p) = t.dst.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let tmp = tmp_name(&t.dst);
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        out.write_all(&plain)?;
+        out.set_times(std::fs::FileTimes::new().set_modified(smd.modified()?))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // A rename replaces a symlink at `dst` itself, never what it points to.
+    std::fs::rename(&tmp, &t.dst)?;
     Ok(Outcome::Copied)
 }
 
@@ -392,87 +460,155 @@ struct Stale {
     outcome: Outcome,
 }
 
-/// What one batch of copies did.
+/// Files copied at once (the copies, `-c` hashing, the stats; the records are written on
+/// the job's own thread meanwhile).
+const COPY_THREADS: usize = 3;
+/// Copies queued for the copy threads at most (each a few hundred bytes): the records run
+/// this far ahead of the copies, then wait.
+const COPY_QUEUE: usize = 1024;
+/// The flusher's pause between two `syncfs` of the target.
+const FLUSH_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What the copy threads share with the job.
 #[derive(Default)]
-struct BatchDone {
-    copied: u64,
-    skipped: u64,
-    stale: Vec<Stale>,
+struct PoolState {
+    copied: AtomicU64,
+    skipped: AtomicU64,
+    /// The first error; the threads stop taking copies once it is set.
+    failed: Mutex<Option<JobError>>,
+    /// Files that did not match the snapshot, for [`judge`].
+    stale: Mutex<Vec<Stale>>,
+    /// The job failed elsewhere: queued copies are skipped.
+    abort: AtomicBool,
+    /// The copies are over (or the pool is gone): the flusher stops.
+    done: AtomicBool,
 }
 
-/// Files copied at once (I/O bound: the copies, `-c` hashing, the stats).
-const COPY_THREADS: usize = 4;
+/// A fixed set of copy threads fed through one bounded queue, from the first document on to
+/// the last: no barrier between pages (each page's slowest file no longer holds up the next
+/// page's copies) and no thread started per page. `link` (the zip's scratch folder, deleted
+/// after zipping): a hard link where the file system allows, else a copy (a link is not
+/// hashed: its bytes are the media root's, checked by `sanity-check`).
+struct CopyPool {
+    tx: Option<tokio::sync::mpsc::Sender<CopyTask>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+    state: Arc<PoolState>,
+}
 
-/// Runs `tasks` on [`COPY_THREADS`] threads, or returns the first error. `link` (the zip's
-/// scratch folder, deleted after zipping): a hard link where the file system allows, else a
-/// copy (a link is not hashed: its bytes are the media root's, checked by `sanity-check`).
-fn copy_batch(
-    tasks: Vec<CopyTask>,
-    compare_checksums: bool,
-    link: bool,
-) -> Result<BatchDone, JobError> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let (copied, skipped) = (AtomicU64::new(0), AtomicU64::new(0));
-    let failed: Mutex<Option<JobError>> = Mutex::new(None);
-    let mismatches: Mutex<Vec<(usize, Outcome)>> = Mutex::new(vec![]);
-    let work = || {
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(t) = tasks.get(i) else { break };
-            if failed.lock().expect("not poisoned").is_some() {
-                break;
-            }
-            let r = if link && link_new(&t.src, &t.dst) {
-                Ok(Outcome::Copied)
-            } else {
-                update(t, compare_checksums, !link, &mut buf)
-                    .map_err(|e| io_err("cannot copy to", &t.dst, e))
-            };
-            match r {
-                Ok(Outcome::Copied) => {
-                    copied.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Outcome::Unchanged) => {
-                    skipped.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(o) => {
-                    mismatches.lock().expect("not poisoned").push((i, o));
-                }
-                Err(e) => {
-                    failed.lock().expect("not poisoned").get_or_insert(e);
-                    break;
-                }
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..COPY_THREADS.min(tasks.len()) {
-            s.spawn(work);
-        }
-        work();
-    });
-    if let Some(e) = failed.into_inner().expect("not poisoned") {
-        return Err(e);
+impl Drop for CopyPool {
+    fn drop(&mut self) {
+        self.state.done.store(true, Ordering::Relaxed);
     }
-    let mut found = mismatches.into_inner().expect("not poisoned");
-    found.sort_by_key(|(i, _)| *i);
-    let mut tasks: Vec<Option<CopyTask>> = tasks.into_iter().map(Some).collect();
-    Ok(BatchDone {
-        copied: copied.into_inner(),
-        skipped: skipped.into_inner(),
-        stale: found
-            .into_iter()
-            .filter_map(|(i, outcome)| {
-                Some(Stale {
-                    task: tasks[i].take()?,
-                    outcome,
+}
+
+impl CopyPool {
+    fn start(threads: usize, compare_checksums: bool, link: bool, dir: &Path) -> CopyPool {
+        let (tx, rx) = tokio::sync::mpsc::channel::<CopyTask>(COPY_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let state = Arc::new(PoolState::default());
+        let threads = (0..threads.max(1))
+            .map(|_| {
+                let (rx, state) = (rx.clone(), state.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; COPY_BUF];
+                    loop {
+                        // One thread waits in the queue at a time; the others wait for it.
+                        let Some(t) = rx.lock().expect("not poisoned").blocking_recv() else {
+                            break;
+                        };
+                        if state.abort.load(Ordering::Relaxed)
+                            || state.failed.lock().expect("not poisoned").is_some()
+                        {
+                            continue; // drain: the job is failing
+                        }
+                        let r = if link && link_new(&t.src, &t.dst) {
+                            Ok(Outcome::Copied)
+                        } else {
+                            update(&t, compare_checksums, &mut buf)
+                                .map_err(|e| io_err("cannot copy to", &t.dst, e))
+                        };
+                        match r {
+                            Ok(Outcome::Copied) => {
+                                state.copied.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(Outcome::Unchanged) => {
+                                state.skipped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(outcome) => state
+                                .stale
+                                .lock()
+                                .expect("not poisoned")
+                                .push(Stale { task: t, outcome }),
+                            Err(e) => {
+                                state.failed.lock().expect("not poisoned").get_or_insert(e);
+                            }
+                        }
+                    }
                 })
             })
-            .collect(),
-    })
+            .collect();
+        // Writeback while copying: the target's file system is flushed again and again
+        // (`syncfs`, then a pause) on a thread of its own, so the disk writes what the copies
+        // left in the page cache in large merged runs while they go on, and the `syncfs` before
+        // the manifest waits for the tail only. Measured on the bench disk (bench/RESULTS.md):
+        // writeback started per file (`fadvise` DONTNEED) wrote small runs at about half the
+        // disk's speed and held up the copy threads; one `syncfs` at the end wrote everything
+        // after the last copy; this overlaps the two.
+        let flusher = (!link).then(|| {
+            let (state, dir) = (state.clone(), dir.to_path_buf());
+            std::thread::spawn(move || {
+                while !state.done.load(Ordering::Relaxed) {
+                    let _ = sync_fs(&dir);
+                    std::thread::sleep(FLUSH_PAUSE);
+                }
+            })
+        });
+        CopyPool {
+            tx: Some(tx),
+            threads,
+            flusher,
+            state,
+        }
+    }
+
+    /// Queues `t`; false when the queue is closed (the threads are gone).
+    async fn send(&self, t: CopyTask) -> bool {
+        match &self.tx {
+            Some(tx) => tx.send(t).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The first copy error, if any (taken: reported once).
+    fn take_failure(&self) -> Option<JobError> {
+        self.state.failed.lock().expect("not poisoned").take()
+    }
+
+    /// Stale files found so far, by document.
+    fn take_stale(&self) -> Vec<Stale> {
+        let mut v = std::mem::take(&mut *self.state.stale.lock().expect("not poisoned"));
+        v.sort_by_key(|s| s.task.doc);
+        v
+    }
+
+    /// Closes the queue and waits until every queued copy is done (or skipped after a failure).
+    async fn finish(&mut self) {
+        self.tx = None;
+        let threads = std::mem::take(&mut self.threads);
+        let flusher = self.flusher.take();
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+            state.done.store(true, Ordering::Relaxed);
+            if let Some(f) = flusher {
+                let _ = f.join();
+            }
+        })
+        .await;
+    }
 }
 
 /// Hard-links `src` as a new `dst` (parents created); false if that is not possible.
@@ -501,14 +637,17 @@ struct Run<'a> {
     work: PathBuf,
     media: Media,
     crypto: Option<Crypto>,
+    /// `PAPERBOY_PASSPHRASE`: GnuPG-era documents are decrypted with it.
+    passphrase: Option<Arc<Secret>>,
     /// Keys ([`name_key`]) of every path this run wrote or kept (only with `-d`).
     written: HashSet<u128>,
-    /// Copies queued for the current batch of documents.
+    /// Copies of the current page of documents, not yet handed to the pool.
     tasks: Vec<CopyTask>,
+    pool: CopyPool,
     copied: u64,
     skipped: u64,
     json_unchanged: u64,
-    /// Time spent waiting for copy batches after the records of the next page were written.
+    /// Time the records waited for the copy threads (their queue full, and the last copies).
     copy_wait: std::time::Duration,
     /// What upstream prints as a notice (returned in the result).
     notices: Vec<String>,
@@ -533,8 +672,9 @@ impl Run<'_> {
 
     /// Queues the copy of `part` of document `row` from `src` to `rel` (run by [`Run::flush`]).
     /// Originals and archive versions with a SHA-256 in the row are hashed as they are copied
-    /// (not a GnuPG-encrypted `.gpg` original: its checksum is of the plain text).
-    fn copy(&mut self, src: PathBuf, rel: &str, row: &RowData, part: Part) {
+    /// (`gpg`: a GnuPG-era file, decrypted first; its checksum is of the plain text, SHA-256
+    /// or MD5).
+    fn copy(&mut self, src: PathBuf, rel: &str, row: &RowData, part: Part, gpg: bool) {
         let docm = model("documents.document").expect("stored");
         let snapshot: Vec<Option<String>> = part
             .fields()
@@ -545,7 +685,8 @@ impl Run<'_> {
             .get(1)
             .cloned()
             .flatten()
-            .filter(|sum| sum.len() == 64 && !src.to_string_lossy().ends_with(".gpg"));
+            .filter(|sum| sum.len() == 64 || (gpg && sum.len() == 32));
+        let decrypt = if gpg { self.passphrase.clone() } else { None };
         let dst = self.work.join(rel);
         self.keep(&dst);
         self.tasks.push(CopyTask {
@@ -555,38 +696,40 @@ impl Run<'_> {
             doc: row.pk,
             part,
             snapshot,
+            decrypt,
         });
     }
 
-    /// Starts the queued copies on their threads; the previous batch's copies are waited for
-    /// first, so one batch copies while the next is read from the database.
-    async fn flush(&mut self, pending: &mut Pending, ctx: &JobContext) -> Result<(), JobError> {
-        self.wait(pending, ctx).await?;
-        if !self.tasks.is_empty() {
-            let tasks = std::mem::take(&mut self.tasks);
-            let compare = self.args.compare_checksums;
-            let link = self.args.zip;
-            *pending = Some(tokio::task::spawn_blocking(move || {
-                copy_batch(tasks, compare, link)
-            }));
+    /// Hands this page's copies to the copy threads (waiting while their queue is full), then
+    /// reports what they found so far: the first error, or the stale files ([`judge`]).
+    async fn flush(&mut self, ctx: &JobContext) -> Result<(), JobError> {
+        let start = std::time::Instant::now();
+        for t in std::mem::take(&mut self.tasks) {
+            if !self.pool.send(t).await {
+                break;
+            }
         }
-        Ok(())
+        self.copy_wait += start.elapsed();
+        self.check(ctx).await
     }
 
-    async fn wait(&mut self, pending: &mut Pending, ctx: &JobContext) -> Result<(), JobError> {
-        if let Some(h) = pending.take() {
-            let start = std::time::Instant::now();
-            let done = h.await.map_err(|e| perm(e.to_string()))??;
-            self.copy_wait += start.elapsed();
-            self.copied += done.copied;
-            self.skipped += done.skipped;
-            judge(ctx, done.stale).await?;
+    async fn check(&mut self, ctx: &JobContext) -> Result<(), JobError> {
+        if let Some(e) = self.pool.take_failure() {
+            return Err(e);
         }
-        Ok(())
+        judge(ctx, self.pool.take_stale()).await
+    }
+
+    /// Waits for every queued copy, then reports as [`Run::flush`] does.
+    async fn finish(&mut self, ctx: &JobContext) -> Result<(), JobError> {
+        let start = std::time::Instant::now();
+        self.pool.finish().await;
+        self.copy_wait += start.elapsed();
+        self.copied = self.pool.state.copied.load(Ordering::Relaxed);
+        self.skipped = self.pool.state.skipped.load(Ordering::Relaxed);
+        self.check(ctx).await
     }
 }
-
-type Pending = Option<tokio::task::JoinHandle<Result<BatchDone, JobError>>>;
 
 /// A batch's stale files. One whose document row changed since the snapshot (another name, another
 /// checksum, or the row is gone: a renamer, a new archive version, the trash emptied) fails the
@@ -630,6 +773,13 @@ async fn judge(ctx: &JobContext, stale: Vec<Stale>) -> Result<(), JobError> {
     }
     let t = &first.task;
     Err(match &first.outcome {
+        Outcome::Undecryptable(e) => perm(format!(
+            "export aborted: cannot decrypt {} (GnuPG-era document {}): {e}; check \
+             PAPERBOY_PASSPHRASE of the workers serving the export queue; the previous export \
+             stays as it was",
+            t.src.display(),
+            t.doc
+        )),
         Outcome::Mismatch(got) => perm(format!(
             "export aborted: {} (document {}) has SHA-256 {got}, the database says {}: the file \
              is damaged (see `paperboy sanity-check`); the previous export stays as it was",
@@ -677,27 +827,40 @@ async fn links_for(
     Ok(out)
 }
 
-fn record(
-    m: &'static Model,
-    row: &RowData,
-    links: &[HashMap<i64, Vec<i64>>],
-    crypto: Option<&Crypto>,
-) -> Value {
-    let l: Vec<(&M2m, Vec<i64>)> = m
-        .m2m
+/// One id list per many-to-many of the model (see [`links_for`]) for the row `pk`.
+fn row_links(links: &[HashMap<i64, Vec<i64>>], pk: i64) -> Vec<&[i64]> {
+    links
         .iter()
-        .zip(links)
-        .map(|(l, map)| (l, map.get(&row.pk).cloned().unwrap_or_default()))
-        .collect();
-    let mut rec = to_record(m, row, &l);
-    if let (Some((_, fs)), Some(c)) = (SENSITIVE.iter().find(|(x, _)| *x == m.label), crypto) {
-        for f in *fs {
-            if let Some(v) = rec["fields"][*f].as_str().filter(|v| !v.is_empty()) {
-                rec["fields"][*f] = Value::String(c.encrypt(v));
-            }
-        }
+        .map(|map| map.get(&pk).map_or(&[][..], Vec::as_slice))
+        .collect()
+}
+
+/// The sensitive fields of a row (mail account passwords and tokens), encrypted with the
+/// export's passphrase: they replace the plain values in the record. Nothing without one.
+fn encrypted(m: &Model, row: &RowData, crypto: Option<&Crypto>) -> Vec<(&'static str, String)> {
+    let (Some((_, fields)), Some(c)) = (SENSITIVE.iter().find(|(x, _)| *x == m.label), crypto)
+    else {
+        return vec![];
+    };
+    fields
+        .iter()
+        .filter_map(|f| {
+            let i = m.cols.iter().position(|c| c.field == *f)?;
+            let v = text_of(&row.vals[i]).filter(|v| !v.is_empty())?;
+            Some((*f, c.encrypt(v)))
+        })
+        .collect()
+}
+
+/// A record with nothing replaced and no exported names.
+fn plain<'a>(m: &'a Model, row: &'a RowData, links: &'a [&'a [i64]]) -> RecordOut<'a> {
+    RecordOut {
+        model: m,
+        row,
+        links,
+        replaced: &[],
+        exported: &[],
     }
-    rec
 }
 
 async fn export(
@@ -736,19 +899,26 @@ async fn export(
     }
     // What earlier exports wrote (for -d and the orphan ledger), read before this run writes
     // anything. A zip export only looks with -d (its scratch folder holds nothing earlier).
-    let prev_start = std::time::Instant::now();
-    let previous = if !args.zip || args.delete {
+    // A folder export reads it while its records and copies go on (it only reads the previous
+    // manifests, which this run replaces by rename after waiting for it, and the ledger); a zip
+    // export first, before its scratch folder appears in the target.
+    let previous_task = (!args.zip || args.delete).then(|| {
         let t = target.clone();
         let zips = args.zip;
-        Some(
-            tokio::task::spawn_blocking(move || prune::previous_export(&t, zips))
-                .await
-                .map_err(|e| perm(e.to_string()))?,
-        )
-    } else {
-        None
-    };
-    let previous_s = prev_start.elapsed().as_secs_f64();
+        tokio::task::spawn_blocking(move || {
+            let start = std::time::Instant::now();
+            (
+                prune::previous_export(&t, zips),
+                start.elapsed().as_secs_f64(),
+            )
+        })
+    });
+    let mut previous_task = Some(previous_task);
+    let mut previous = None;
+    let mut previous_s = 0.0;
+    if args.zip {
+        (previous, previous_s) = wait_previous(previous_task.take().flatten()).await?;
+    }
     let zip_tmp = if args.zip {
         Some(
             tempfile::Builder::new()
@@ -776,8 +946,10 @@ async fn export(
         work: work.clone(),
         media: Media::from_config(ctx.config()),
         crypto,
+        passphrase: ctx.config().passphrase.clone().map(Arc::new),
         written: HashSet::new(),
         tasks: vec![],
+        pool: CopyPool::start(COPY_THREADS, args.compare_checksums, args.zip, &work),
         copied: 0,
         skipped: 0,
         json_unchanged: 0,
@@ -812,6 +984,9 @@ async fn export(
             return Err(e);
         }
     };
+    if let Some(task) = previous_task.take() {
+        (previous, previous_s) = wait_previous(task).await?;
+    }
     if !put_json(&manifest_tmp, &manifest, args.compare_json)
         .map_err(|e| io_err("cannot write", &manifest, e))?
     {
@@ -822,7 +997,7 @@ async fn export(
         meta["__crypto__"] = c.metadata();
     }
     let meta_path = work.join("metadata.json");
-    if !write_json(&meta_path, &meta, args.compare_json, true)
+    if !write_json(&meta_path, &meta, args.compare_json)
         .map_err(|e| io_err("cannot write", &meta_path, e))?
     {
         run.json_unchanged += 1;
@@ -882,6 +1057,20 @@ async fn export(
     }))
 }
 
+type PreviousTask = tokio::task::JoinHandle<(prune::Previous, f64)>;
+
+async fn wait_previous(
+    task: Option<PreviousTask>,
+) -> Result<(Option<prune::Previous>, f64), JobError> {
+    match task {
+        Some(t) => {
+            let (p, secs) = t.await.map_err(|e| perm(e.to_string()))?;
+            Ok((Some(p), secs))
+        }
+        None => Ok((None, 0.0)),
+    }
+}
+
 fn write_zip(src: &Path, dest: &Path) -> std::io::Result<()> {
     let tmp = tmp_name(dest);
     let f = std::fs::File::create(&tmp)?;
@@ -920,6 +1109,8 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     let mut tx = transfer::begin_snapshot(ctx.db()).await?;
     let docm = model("documents.document").expect("stored");
     let total_docs = transfer::count(&mut tx, docm).await?;
+    // The snapshot is taken (the first read): tests change the archive here.
+    paperboy_shared::failpoint::hit("export.after_snapshot").await;
     let split = run.args.split_manifest;
     for label in ORDER {
         if split && ["documents.note", "documents.customfieldinstance"].contains(label) {
@@ -940,8 +1131,13 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
             }
             let links = links_for(&mut tx, m, &rows).await?;
             for row in &rows {
-                out.push(&record(m, row, &links, run.crypto.as_ref()))
-                    .map_err(w)?;
+                let l = row_links(&links, row.pk);
+                let replaced = encrypted(m, row, run.crypto.as_ref());
+                let rec = RecordOut {
+                    replaced: &replaced,
+                    ..plain(m, row, &l)
+                };
+                out.push(&rec).map_err(w)?;
             }
         }
     }
@@ -970,7 +1166,6 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     };
     let mut done = 0u64;
     let mut after = 0;
-    let mut pending = None;
     let r: Result<(), JobError> = async {
         loop {
             let rows = transfer::rows_after(&mut tx, docm, after, 200).await?;
@@ -980,18 +1175,18 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
             let (lo, hi) = (first.pk, last.pk);
             after = hi;
             let links = links_for(&mut tx, docm, &rows).await?;
-            let mut extra: HashMap<i64, Vec<Value>> = HashMap::new();
+            let mut extra: HashMap<i64, Vec<(&'static Model, RowData)>> = HashMap::new();
             if split {
                 for m in [notem, cfim] {
                     for r in transfer::rows_by_document(&mut tx, m, lo, hi).await? {
                         if let Val::Int(d) = get(m, &r, "document") {
-                            extra.entry(*d).or_default().push(record(m, &r, &[], None));
+                            extra.entry(*d).or_default().push((m, r));
                         }
                     }
                 }
             }
             for row in &rows {
-                let mut rec = record(docm, row, &links, None);
+                let mut exported: Vec<(&'static str, String)> = Vec::with_capacity(3);
                 let created = text_of(get(docm, row, "created")).unwrap_or_default();
                 let mut display = created.to_string();
                 if let Val::Int(c) = get(docm, row, "correspondent")
@@ -1021,28 +1216,59 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                     None => unique_names(&mut used, &display, extension(mime)),
                 };
                 let original = run.prefixed("originals", &names.original);
-                rec["__exported_file_name__"] = json!(original);
+                exported.push(("__exported_file_name__", original.clone()));
                 let filename = text_of(get(docm, row, "filename"))
                     .map(str::to_string)
                     .unwrap_or_else(|| {
                         media::default_filename(row.pk, extension(mime).trim_start_matches('.'))
                     });
+                // A GnuPG-era document (spec §7): its files are decrypted on the way, and the
+                // record names the plaintext (`.gpg` dropped, which upstream ≤ 2.20 kept).
+                let gpg = filename.ends_with(".gpg");
+                let mut replaced = vec![];
+                if gpg {
+                    if run.passphrase.is_none() && !run.args.data_only {
+                        return Err(perm(format!(
+                            "document {} is still GnuPG-encrypted ({filename}): set {} (or \
+                             {}_FILE) for the workers serving the export queue, and the export \
+                             decrypts it as paperless ≤ 2.20 did, or run `paperboy \
+                             decrypt-documents` first; the previous export stays as it was",
+                            row.pk,
+                            paperboy_shared::config::names::PASSPHRASE,
+                            paperboy_shared::config::names::PASSPHRASE,
+                        )));
+                    }
+                    if let Some(plain) = decrypt::plain_name(&filename) {
+                        replaced.push(("filename", plain.to_string()));
+                    }
+                }
                 if !run.args.data_only {
                     let src = run
                         .media
                         .path(Folder::Originals, &filename)
                         .map_err(JobError::from_classified)?;
-                    run.copy(src, &original, row, Part::Original);
+                    run.copy(src, &original, row, Part::Original, gpg);
                 } else {
                     let p = run.work.join(&original);
                     run.keep(&p);
                 }
                 if !run.args.no_thumbnail {
                     let thumb = run.prefixed("thumbnails", &names.thumbnail);
-                    rec["__exported_thumbnail_name__"] = json!(thumb);
+                    exported.push(("__exported_thumbnail_name__", thumb.clone()));
                     if !run.args.data_only {
-                        let src = run.media.thumbnail(row.pk);
-                        run.copy(src, &thumb, row, Part::Thumbnail);
+                        let mut src = run.media.thumbnail(row.pk);
+                        if gpg {
+                            // `.webp.gpg`, or the `.png.gpg` of a 1.8–1.16 install.
+                            let thumbs = run.media.dir(Folder::Thumbnails);
+                            src = [
+                                thumbs.join(format!("{:07}.webp.gpg", row.pk)),
+                                thumbs.join(format!("{:07}.png.gpg", row.pk)),
+                            ]
+                            .into_iter()
+                            .find(|p| p.is_file())
+                            .unwrap_or_else(|| thumbs.join(format!("{:07}.webp.gpg", row.pk)));
+                        }
+                        run.copy(src, &thumb, row, Part::Thumbnail, gpg);
                     } else {
                         let p = run.work.join(&thumb);
                         run.keep(&p);
@@ -1053,25 +1279,31 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                     text_of(get(docm, row, "archive_filename")),
                 ) {
                     let arch = run.prefixed("archive", &names.archive);
-                    rec["__exported_archive_name__"] = json!(arch);
+                    exported.push(("__exported_archive_name__", arch.clone()));
                     if !run.args.data_only {
                         let src = run
                             .media
                             .path(Folder::Archive, a)
                             .map_err(JobError::from_classified)?;
-                        run.copy(src, &arch, row, Part::Archive);
+                        // Archive versions were never encrypted (spec §7).
+                        run.copy(src, &arch, row, Part::Archive, false);
                     } else {
                         let p = run.work.join(&arch);
                         run.keep(&p);
                     }
                 }
+                let l = row_links(&links, row.pk);
+                let rec = RecordOut {
+                    exported: &exported,
+                    replaced: &replaced,
+                    ..plain(docm, row, &l)
+                };
                 if split {
-                    let mut arr = vec![rec];
-                    arr.extend(extra.remove(&row.pk).unwrap_or_default());
                     let rel = run.prefixed("json", &names.manifest);
                     let dest = run.work.join(&rel);
                     run.keep(&dest);
-                    if !write_json(&dest, &Value::Array(arr), run.args.compare_json, false)
+                    let more = extra.remove(&row.pk).unwrap_or_default();
+                    if !write_split(&dest, &rec, &more, run.args.compare_json)
                         .map_err(|e| io_err("cannot write", &dest, e))?
                     {
                         run.json_unchanged += 1;
@@ -1081,20 +1313,22 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                 }
                 done += 1;
             }
-            run.flush(&mut pending, ctx).await?;
+            run.flush(ctx).await?;
             ctx.progress(done, total_docs as u64, "documents");
             ctx.check_cancelled()?;
         }
         Ok(())
     }
     .await;
-    // The last batch's copies (and, after a failure, whatever still runs) end before we return.
-    let copies = run.wait(&mut pending, ctx).await;
+    // Every queued copy ends (after a failure: is skipped) before we return.
+    if r.is_err() {
+        run.pool.state.abort.store(true, Ordering::Relaxed);
+    }
+    let copies = run.finish(ctx).await;
     r?;
     copies?;
     let _ = tx.rollback().await;
     out.finish(true).map_err(w)?;
-    let _ = Kind::Int;
     Ok(done)
 }
 
@@ -1127,6 +1361,7 @@ mod tests {
             doc: 1,
             part: Part::Original,
             snapshot: vec![],
+            decrypt: None,
         }
     }
 
@@ -1140,40 +1375,34 @@ mod tests {
         // A new file (its folder created), then unchanged by mtime and size, or by -c.
         let dst = d.path().join("out/x.pdf");
         let t = task(&src, &dst, Some(sum.clone()));
-        assert_eq!(update(&t, false, true, &mut buf).unwrap(), Outcome::Copied);
+        assert_eq!(update(&t, false, &mut buf).unwrap(), Outcome::Copied);
         assert_eq!(std::fs::read(&dst).unwrap(), b"hello");
         assert_eq!(
             std::fs::metadata(&dst).unwrap().modified().unwrap(),
             std::fs::metadata(&src).unwrap().modified().unwrap()
         );
-        assert_eq!(
-            update(&t, false, true, &mut buf).unwrap(),
-            Outcome::Unchanged
-        );
-        assert_eq!(
-            update(&t, true, true, &mut buf).unwrap(),
-            Outcome::Unchanged
-        );
+        assert_eq!(update(&t, false, &mut buf).unwrap(), Outcome::Unchanged);
+        assert_eq!(update(&t, true, &mut buf).unwrap(), Outcome::Unchanged);
         // The source no longer matches the snapshot's checksum: no new file is left behind,
         // and a file the previous export wrote stays as it was.
         let wrong = Some("0".repeat(64));
         let fresh = d.path().join("out/y.pdf");
         assert_eq!(
-            update(&task(&src, &fresh, wrong.clone()), false, true, &mut buf).unwrap(),
+            update(&task(&src, &fresh, wrong.clone()), false, &mut buf).unwrap(),
             Outcome::Mismatch(sum.clone())
         );
         assert!(!fresh.exists());
         let old = d.path().join("out/old.pdf");
         std::fs::write(&old, b"previous export").unwrap();
         assert_eq!(
-            update(&task(&src, &old, wrong), false, true, &mut buf).unwrap(),
+            update(&task(&src, &old, wrong), false, &mut buf).unwrap(),
             Outcome::Mismatch(sum.clone())
         );
         assert_eq!(std::fs::read(&old).unwrap(), b"previous export");
         assert!(!d.path().join("out/old.pdf.tmp").exists());
         // A changed file is replaced; a symlink at the target is replaced, not written through.
         assert_eq!(
-            update(&task(&src, &old, Some(sum.clone())), false, true, &mut buf).unwrap(),
+            update(&task(&src, &old, Some(sum.clone())), false, &mut buf).unwrap(),
             Outcome::Copied
         );
         assert_eq!(std::fs::read(&old).unwrap(), b"hello");
@@ -1182,7 +1411,7 @@ mod tests {
         let link = d.path().join("out/link.pdf");
         std::os::unix::fs::symlink(&outside, &link).unwrap();
         assert_eq!(
-            update(&task(&src, &link, None), false, true, &mut buf).unwrap(),
+            update(&task(&src, &link, None), false, &mut buf).unwrap(),
             Outcome::Copied
         );
         assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
@@ -1190,7 +1419,7 @@ mod tests {
         // A source that is gone.
         let gone = d.path().join("gone.pdf");
         assert_eq!(
-            update(&task(&gone, &fresh, None), false, true, &mut buf).unwrap(),
+            update(&task(&gone, &fresh, None), false, &mut buf).unwrap(),
             Outcome::Missing
         );
     }
