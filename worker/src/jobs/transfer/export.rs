@@ -600,7 +600,12 @@ impl CopyPool {
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
-                let _ = t.join();
+                if t.join().is_err() {
+                    // A copy thread that panicked: its copy did not happen.
+                    state.failed.lock().expect("not poisoned").get_or_insert_with(|| {
+                        perm("export aborted: a copy thread failed (see the worker's log)")
+                    });
+                }
             }
             state.done.store(true, Ordering::Relaxed);
             if let Some(f) = flusher {
@@ -706,7 +711,9 @@ impl Run<'_> {
         let start = std::time::Instant::now();
         for t in std::mem::take(&mut self.tasks) {
             if !self.pool.send(t).await {
-                break;
+                return Err(self.pool.take_failure().unwrap_or_else(|| {
+                    perm("export aborted: the copy threads stopped (see the worker's log)")
+                }));
             }
         }
         self.copy_wait += start.elapsed();
