@@ -602,9 +602,13 @@ impl CopyPool {
             for t in threads {
                 if t.join().is_err() {
                     // A copy thread that panicked: its copy did not happen.
-                    state.failed.lock().expect("not poisoned").get_or_insert_with(|| {
-                        perm("export aborted: a copy thread failed (see the worker's log)")
-                    });
+                    state
+                        .failed
+                        .lock()
+                        .expect("not poisoned")
+                        .get_or_insert_with(|| {
+                            perm("export aborted: a copy thread failed (see the worker's log)")
+                        });
                 }
             }
             state.done.store(true, Ordering::Relaxed);
