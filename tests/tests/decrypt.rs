@@ -180,6 +180,27 @@ async fn export_decrypts_gnupg_era_documents(tdb: TestDb) {
     let file = |key: &str| out.path().join(rec[key].as_str().unwrap());
     assert_eq!(sha256_of(&file("__exported_file_name__")), PDF_SHA256);
     assert_eq!(sha256_of(&file("__exported_thumbnail_name__")), WEBP_SHA256);
+    // -z: the scratch folder gets the plaintext too (a GnuPG-era file is never hard-linked).
+    let z = tempfile::tempdir().unwrap();
+    let r = a
+        .run(&Job::Export(ExportArgs {
+            target: z.path().display().to_string(),
+            zip: true,
+            zip_name: Some("e".into()),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(r.state, JobState::Succeeded, "{:?}", r.errors);
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(z.path().join("e.zip")).unwrap()).unwrap();
+    let mut entry = zip
+        .by_name(rec["__exported_file_name__"].as_str().unwrap())
+        .unwrap();
+    let mut plain = vec![];
+    std::io::Read::read_to_end(&mut entry, &mut plain).unwrap();
+    use sha2::Digest;
+    assert_eq!(hex::encode(sha2::Sha256::digest(&plain)), PDF_SHA256);
+    drop(entry);
     let d = documents::get(&a.db, id).await.unwrap().unwrap();
     assert_eq!(d.storage_type, StorageType::Gpg);
     assert_eq!(a.files(Folder::Originals), ["2020/0000004.pdf.gpg"]);

@@ -1456,6 +1456,25 @@ async fn zip_exports(tdb: TestDb) {
     assert_eq!(left, ["d.zip", "photos.zip", "stray-dir", "stray.txt"]);
     assert!(t.path().join("stray-dir/sub/f").is_file());
     assert_eq!(zip_entries(&t.path().join("d.zip")).len(), 52);
+    // -z hard-links the files into its scratch folder and hashes them as a copy is hashed: an
+    // original damaged in place (same size) is refused, and no zip and no scratch folder stay.
+    let name8 = a.doc_text(8, "filename").await.unwrap();
+    let original = a.media().join("originals").join(&name8);
+    let mut bytes = std::fs::read(&original).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&original, &bytes).unwrap();
+    let z = tempfile::tempdir().unwrap();
+    let e = failed(
+        &a.export(ExportArgs {
+            target: z.path().display().to_string(),
+            zip: true,
+            ..Default::default()
+        })
+        .await,
+    );
+    assert!(e.contains(&name8) && e.contains("damaged"), "{e}");
+    assert_eq!(std::fs::read_dir(z.path()).unwrap().count(), 0);
 }
 
 /// Case 12: the target must exist, be a folder and be writable (checked on the real target

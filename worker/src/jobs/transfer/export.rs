@@ -487,8 +487,8 @@ struct PoolState {
 /// A fixed set of copy threads fed through one bounded queue, from the first document on to
 /// the last: no barrier between pages (each page's slowest file no longer holds up the next
 /// page's copies) and no thread started per page. `link` (the zip's scratch folder, deleted
-/// after zipping): a hard link where the file system allows, else a copy (a link is not
-/// hashed: its bytes are the media root's, checked by `sanity-check`).
+/// after zipping): a hard link where the file system allows (hashed like a copy; not for a
+/// GnuPG-era file, which is decrypted), else a copy.
 struct CopyPool {
     tx: Option<tokio::sync::mpsc::Sender<CopyTask>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -522,8 +522,8 @@ impl CopyPool {
                         {
                             continue; // drain: the job is failing
                         }
-                        let r = if link && link_new(&t.src, &t.dst) {
-                            Ok(Outcome::Copied)
+                        let r = if link && t.decrypt.is_none() && link_new(&t.src, &t.dst) {
+                            checked_link(&t).map_err(|e| io_err("cannot read", &t.dst, e))
                         } else {
                             update(&t, compare_checksums, &mut buf)
                                 .map_err(|e| io_err("cannot copy to", &t.dst, e))
@@ -617,6 +617,22 @@ impl CopyPool {
             }
         })
         .await;
+    }
+}
+
+/// A hard link into the zip's scratch folder, hashed like a copy when its row has a checksum
+/// (its bytes read once more from the page cache; deflating them costs far more): one that does
+/// not match is removed.
+fn checked_link(t: &CopyTask) -> std::io::Result<Outcome> {
+    let Some(want) = &t.checksum else {
+        return Ok(Outcome::Copied);
+    };
+    let got = file_sha256(&t.dst)?;
+    if got.eq_ignore_ascii_case(want) {
+        Ok(Outcome::Copied)
+    } else {
+        std::fs::remove_file(&t.dst)?;
+        Ok(Outcome::Mismatch(got))
     }
 }
 
