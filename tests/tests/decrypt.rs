@@ -180,6 +180,25 @@ async fn export_decrypts_gnupg_era_documents(tdb: TestDb) {
     let file = |key: &str| out.path().join(rec[key].as_str().unwrap());
     assert_eq!(sha256_of(&file("__exported_file_name__")), PDF_SHA256);
     assert_eq!(sha256_of(&file("__exported_thumbnail_name__")), WEBP_SHA256);
+    // Again with -c: the exported plaintext original matches its checksum and stays; the
+    // thumbnail (no checksum) is decrypted again.
+    let again = a
+        .run(&Job::Export(ExportArgs {
+            target: out.path().display().to_string(),
+            compare_checksums: true,
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(again.state, JobState::Succeeded, "{:?}", again.errors);
+    let res = again.result.unwrap();
+    assert_eq!(
+        (
+            res["files_unchanged"].as_u64(),
+            res["files_copied"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{res}"
+    );
     // -z: the scratch folder gets the plaintext too (a GnuPG-era file is never hard-linked).
     let z = tempfile::tempdir().unwrap();
     let r = a

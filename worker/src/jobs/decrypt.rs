@@ -82,6 +82,18 @@ pub fn plain_name(encrypted: &str) -> Option<&str> {
     encrypted.strip_suffix(".gpg").filter(|n| !n.is_empty())
 }
 
+/// The encrypted thumbnail of a GnuPG-era document that is there: `<id>.webp.gpg`, or the
+/// `.png.gpg` of a 1.8–1.16 install (spec §7).
+pub fn encrypted_thumbnail(media: &Media, id: i64) -> Option<std::path::PathBuf> {
+    let thumbs = media.dir(Folder::Thumbnails);
+    [
+        thumbs.join(format!("{id:07}.webp.gpg")),
+        thumbs.join(format!("{id:07}.png.gpg")),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
 /// What happened to one document.
 enum Outcome {
     Decrypted { filename: String, thumbnail: bool },
@@ -133,13 +145,7 @@ async fn decrypt_one(
     }
 
     // The thumbnail: decrypt it if it is there.
-    let thumbs = media.dir(Folder::Thumbnails);
-    let enc_thumb = [
-        thumbs.join(format!("{id:07}.webp.gpg")),
-        thumbs.join(format!("{id:07}.png.gpg")),
-    ]
-    .into_iter()
-    .find(|p| p.is_file());
+    let enc_thumb = encrypted_thumbnail(media, id);
     let thumb_plain = match &enc_thumb {
         Some(p) => std::fs::read(p)
             .map_err(|e| e.to_string())

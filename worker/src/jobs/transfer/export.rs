@@ -297,7 +297,10 @@ const COPY_BUF: usize = 256 << 10;
 /// export names it) is replaced through `<name>.tmp` + rename, so it stays whole until then;
 /// a symlink at `dst` is removed first. Not flushed one by one: the pool's flusher flushes the
 /// target's file system while the copies go on, and once more (`syncfs`) before the manifest
-/// that names the files goes in.
+/// that names the files goes in. A GnuPG-era file (`t.decrypt`, spec §7) is decrypted whole
+/// with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's exporter did, checked against the row's
+/// checksum (SHA-256, or MD5 of old imports; thumbnails have none), and its plaintext written
+/// the same way; its size is not the source's, so only `-c` finds an exported copy unchanged.
 fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Result<Outcome> {
     use std::io::{ErrorKind, Read};
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -310,9 +313,6 @@ fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Res
     if !smd.is_file() {
         return Ok(Outcome::Missing);
     }
-    if let Some(pass) = &t.decrypt {
-        return update_decrypted(t, src, &smd, pass, compare_checksums);
-    }
     let existing = match std::fs::symlink_metadata(&t.dst) {
         Ok(m) if m.file_type().is_symlink() => {
             std::fs::remove_file(&t.dst)?;
@@ -320,16 +320,37 @@ fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Res
         }
         Ok(m) => {
             if let (true, Some(sum)) = (compare_checksums, &t.checksum) {
-                if file_sha256(&t.dst)?.eq_ignore_ascii_case(sum) {
+                if file_digest(&t.dst, sum)?.eq_ignore_ascii_case(sum) {
                     return Ok(Outcome::Unchanged);
                 }
-            } else if m.len() == smd.len() && m.modified().ok() == smd.modified().ok() {
+            } else if t.decrypt.is_none()
+                && m.len() == smd.len()
+                && m.modified().ok() == smd.modified().ok()
+            {
                 return Ok(Outcome::Unchanged);
             }
             true
         }
         Err(e) if e.kind() == ErrorKind::NotFound => false,
         Err(e) => return Err(e),
+    };
+    let plain = match &t.decrypt {
+        None => None,
+        Some(pass) => {
+            let mut bytes = Vec::with_capacity(smd.len() as usize);
+            src.read_to_end(&mut bytes)?;
+            let p = match decrypt::decrypt(&bytes, pass.expose()) {
+                Ok(p) => p,
+                Err(e) => return Ok(Outcome::Undecryptable(e)),
+            };
+            if let Some(want) = &t.checksum {
+                let got = decrypt::digest(&p, want);
+                if !got.eq_ignore_ascii_case(want) {
+                    return Ok(Outcome::Mismatch(got));
+                }
+            }
+            Some(p)
+        }
     };
     let out_path = if existing {
         let tmp = tmp_name(&t.dst);
@@ -355,6 +376,10 @@ fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Res
         r => r?,
     };
     let copied = (|| -> std::io::Result<Option<String>> {
+        if let Some(p) = &plain {
+            out.write_all(p)?;
+            return Ok(None); // checked above
+        }
         let Some(_) = &t.checksum else {
             std::io::copy(&mut src, &mut out)?;
             return Ok(None);
@@ -397,60 +422,6 @@ fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Res
     if existing {
         std::fs::rename(&out_path, &t.dst)?;
     }
-    Ok(Outcome::Copied)
-}
-
-/// A GnuPG-era file (spec §7): decrypted with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's
-/// exporter did, the plaintext checked against the row's checksum (SHA-256, or MD5 of old
-/// imports; thumbnails have none) and written through `<name>.tmp` + rename. The file is read
-/// whole (one original, on one copy thread). Its size is not the source's, so an incremental
-/// run writes it again unless `-c` finds the exported copy matching the checksum.
-fn update_decrypted(
-    t: &CopyTask,
-    mut src: std::fs::File,
-    smd: &std::fs::Metadata,
-    pass: &Secret,
-    compare_checksums: bool,
-) -> std::io::Result<Outcome> {
-    use std::io::Read;
-    if let (true, Some(sum)) = (compare_checksums, &t.checksum)
-        && std::fs::symlink_metadata(&t.dst).is_ok_and(|m| m.is_file())
-        && decrypt::digest(&std::fs::read(&t.dst)?, sum).eq_ignore_ascii_case(sum)
-    {
-        return Ok(Outcome::Unchanged);
-    }
-    let mut bytes = Vec::with_capacity(smd.len() as usize);
-    src.read_to_end(&mut bytes)?;
-    let plain = match decrypt::decrypt(&bytes, pass.expose()) {
-        Ok(p) => p,
-        Err(e) => return Ok(Outcome::Undecryptable(e)),
-    };
-    drop(bytes);
-    if let Some(want) = &t.checksum {
-        let got = decrypt::digest(&plain, want);
-        if !got.eq_ignore_ascii_case(want) {
-            return Ok(Outcome::Mismatch(got));
-        }
-    }
-    if let Some(p) = t.dst.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let tmp = tmp_name(&t.dst);
-    let _ = std::fs::remove_file(&tmp);
-    let written = (|| {
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        out.write_all(&plain)?;
-        out.set_times(std::fs::FileTimes::new().set_modified(smd.modified()?))
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // A rename replaces a symlink at `dst` itself, never what it points to.
-    std::fs::rename(&tmp, &t.dst)?;
     Ok(Outcome::Copied)
 }
 
@@ -627,7 +598,7 @@ fn checked_link(t: &CopyTask) -> std::io::Result<Outcome> {
     let Some(want) = &t.checksum else {
         return Ok(Outcome::Copied);
     };
-    let got = file_sha256(&t.dst)?;
+    let got = file_digest(&t.dst, want)?;
     if got.eq_ignore_ascii_case(want) {
         Ok(Outcome::Copied)
     } else {
@@ -650,11 +621,19 @@ fn sync_fs(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn file_sha256(p: &Path) -> std::io::Result<String> {
+/// The hex digest of the file `p` of the kind `like` is (32 characters: MD5, else SHA-256),
+/// streamed.
+fn file_digest(p: &Path, like: &str) -> std::io::Result<String> {
     let mut f = std::fs::File::open(p)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(hex::encode(h.finalize()))
+    if like.len() == 32 {
+        let mut h = md5::Md5::new();
+        std::io::copy(&mut f, &mut h)?;
+        Ok(hex::encode(h.finalize()))
+    } else {
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h)?;
+        Ok(hex::encode(h.finalize()))
+    }
 }
 
 struct Run<'a> {
@@ -924,12 +903,12 @@ async fn export(
              still names (upstream does): refused; run them separately",
         ));
     }
-    // What earlier exports wrote (for -d and the orphan ledger), read before this run writes
-    // anything. A zip export only looks with -d (its scratch folder holds nothing earlier).
-    // A folder export reads it while its records and copies go on (it only reads the previous
-    // manifests, which this run replaces by rename after waiting for it, and the ledger); a zip
-    // export first, before its scratch folder appears in the target.
-    let previous_task = (!args.zip || args.delete).then(|| {
+    // What earlier exports wrote (for -d and the orphan ledger). A folder export reads it while
+    // its records and copies go on: it reads only the previous manifests and the ledger, which
+    // this run replaces by rename after waiting for it. A zip export reads it first, before its
+    // scratch folder appears in the target, and only with -d (the scratch folder holds nothing
+    // earlier).
+    let mut previous_task = (!args.zip || args.delete).then(|| {
         let t = target.clone();
         let zips = args.zip;
         tokio::task::spawn_blocking(move || {
@@ -940,11 +919,9 @@ async fn export(
             )
         })
     });
-    let mut previous_task = Some(previous_task);
-    let mut previous = None;
-    let mut previous_s = 0.0;
+    let (mut previous, mut previous_s) = (None, 0.0);
     if args.zip {
-        (previous, previous_s) = wait_previous(previous_task.take().flatten()).await?;
+        (previous, previous_s) = wait_previous(previous_task.take()).await?;
     }
     let zip_tmp = if args.zip {
         Some(
@@ -1011,8 +988,8 @@ async fn export(
             return Err(e);
         }
     };
-    if let Some(task) = previous_task.take() {
-        (previous, previous_s) = wait_previous(task).await?;
+    if previous_task.is_some() {
+        (previous, previous_s) = wait_previous(previous_task.take()).await?;
     }
     if !put_json(&manifest_tmp, &manifest, args.compare_json)
         .map_err(|e| io_err("cannot write", &manifest, e))?
@@ -1285,15 +1262,9 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
                     if !run.args.data_only {
                         let mut src = run.media.thumbnail(row.pk);
                         if gpg {
-                            // `.webp.gpg`, or the `.png.gpg` of a 1.8–1.16 install.
-                            let thumbs = run.media.dir(Folder::Thumbnails);
-                            src = [
-                                thumbs.join(format!("{:07}.webp.gpg", row.pk)),
-                                thumbs.join(format!("{:07}.png.gpg", row.pk)),
-                            ]
-                            .into_iter()
-                            .find(|p| p.is_file())
-                            .unwrap_or_else(|| thumbs.join(format!("{:07}.webp.gpg", row.pk)));
+                            // None there: the copy reports the `.webp.gpg` as missing.
+                            src = decrypt::encrypted_thumbnail(&run.media, row.pk)
+                                .unwrap_or_else(|| src.with_extension("webp.gpg"));
                         }
                         run.copy(src, &thumb, row, Part::Thumbnail, gpg);
                     } else {
