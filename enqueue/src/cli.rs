@@ -603,6 +603,10 @@ pub struct ExportCmd {
     /// Manifest and metadata only, no document files
     #[arg(long)]
     pub data_only: bool,
+    /// Do not wait until the export is safely on disk (faster, as `cp -a`; a power loss soon
+    /// after can leave it torn, which the importer refuses)
+    #[arg(long)]
+    pub no_sync: bool,
     /// Records per batch (paperless-ngx 3.0 flag, memory/throughput only): accepted for
     /// compatibility; paperboy streams records and pages by its own sizes
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -975,6 +979,12 @@ mod transfer_tests {
         assert!(e.wait.no_progress_bar);
         assert_eq!(e.zip_name.as_deref(), Some("x"));
         assert_eq!(e.passphrase.passphrase, None);
+        assert!(!e.no_sync, "durable unless asked");
+        let cli = Cli::parse_from(["paperboy", "export", "/t", "--no-sync"]);
+        let Command::Export(e) = cli.command else {
+            panic!("not export")
+        };
+        assert!(e.no_sync);
         let cli = Cli::parse_from(["paperboy", "import", "/s", "--passphrase"]);
         let Command::Import(i) = cli.command else {
             panic!("not import")

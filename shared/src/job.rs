@@ -122,6 +122,10 @@ pub struct ExportArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zip_name: Option<String>,
     pub data_only: bool,
+    /// Do not wait for the files to reach the disk (`--no-sync`, as `pg_dump --no-sync`): the
+    /// export ends as soon as everything is written to the page cache, as `cp -a` and upstream
+    /// do; a power loss soon after can leave it torn (the importer refuses it: checksums).
+    pub no_sync: bool,
     /// Name of a file under `DATA_DIR/secrets/` holding the passphrase (never the passphrase:
     /// job arguments live in Redis). The worker removes it when the job ends.
     #[serde(skip_serializing_if = "Option::is_none")]

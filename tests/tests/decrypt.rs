@@ -180,15 +180,35 @@ async fn export_decrypts_gnupg_era_documents(tdb: TestDb) {
     let file = |key: &str| out.path().join(rec[key].as_str().unwrap());
     assert_eq!(sha256_of(&file("__exported_file_name__")), PDF_SHA256);
     assert_eq!(sha256_of(&file("__exported_thumbnail_name__")), WEBP_SHA256);
-    // Again with -c: the exported plaintext original matches its checksum and stays; the
-    // thumbnail (no checksum) is decrypted again.
-    let again = a
-        .run(&Job::Export(ExportArgs {
-            target: out.path().display().to_string(),
-            compare_checksums: true,
-            ..Default::default()
-        }))
-        .await;
+    // Again: the plaintexts carry their sources' mtimes, so neither is decrypted again. With
+    // -c the original is compared with its checksum instead (it matches; the thumbnail, with
+    // no checksum, by its mtime). A plaintext whose mtime differs is decrypted again.
+    for compare_checksums in [false, true] {
+        let again = a
+            .run(&Job::Export(ExportArgs {
+                target: out.path().display().to_string(),
+                compare_checksums,
+                ..Default::default()
+            }))
+            .await;
+        assert_eq!(again.state, JobState::Succeeded, "{:?}", again.errors);
+        let res = again.result.unwrap();
+        assert_eq!(
+            (
+                res["files_unchanged"].as_u64(),
+                res["files_copied"].as_u64()
+            ),
+            (Some(2), Some(0)),
+            "-c {compare_checksums}: {res}"
+        );
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(file("__exported_thumbnail_name__"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap();
+    let again = a.run(&job).await;
     assert_eq!(again.state, JobState::Succeeded, "{:?}", again.errors);
     let res = again.result.unwrap();
     assert_eq!(
@@ -199,6 +219,7 @@ async fn export_decrypts_gnupg_era_documents(tdb: TestDb) {
         (Some(1), Some(1)),
         "{res}"
     );
+    assert_eq!(sha256_of(&file("__exported_thumbnail_name__")), WEBP_SHA256);
     // -z: the scratch folder gets the plaintext too (a GnuPG-era file is never hard-linked).
     let z = tempfile::tempdir().unwrap();
     let r = a

@@ -1378,6 +1378,21 @@ async fn a_file_changed_since_the_snapshot_is_exported_again(tdb: TestDb) {
 /// empties the target).
 async fn zip_exports(tdb: TestDb) {
     let a = Archive::with_fixture(&tdb, YEAR_FORMAT).await;
+    use sha2::Digest;
+    // Document 6's original becomes 64 KiB that deflate cannot shrink (as a JPEG scan is).
+    let name6 = a.doc_text(6, "filename").await.unwrap();
+    let mut noise = Vec::new();
+    let mut h = [0u8; 32];
+    while noise.len() < 64 * 1024 {
+        h = sha2::Sha256::digest(h).into();
+        noise.extend_from_slice(&h);
+    }
+    std::fs::write(a.media().join("originals").join(&name6), &noise).unwrap();
+    a.sql(
+        "UPDATE documents SET checksum = $1 WHERE id = 6",
+        &[&sha256(&noise)],
+    )
+    .await;
     let t = tempfile::tempdir().unwrap();
     let res = a
         .export_into(
@@ -1395,6 +1410,32 @@ async fn zip_exports(tdb: TestDb) {
     // manifest, metadata, 22 originals, 22 thumbnails, 6 archive files.
     assert_eq!(entries.len(), 2 + 22 + 22 + 6, "{entries:?}");
     assert!(entries.contains(&"manifest.json".into()) && entries.contains(&"metadata.json".into()));
+    // What deflates is deflated (the JSON); document 6's original is stored, and the zip
+    // imports with its bytes intact.
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let m: Vec<Value> = serde_json::from_reader(archive.by_name("manifest.json").unwrap()).unwrap();
+    let file6 = doc_record(&m, 6)["__exported_file_name__"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for name in entries.iter().filter(|e| !e.ends_with('/')) {
+        let method = archive.by_name(name).unwrap().compression();
+        let want = if *name == file6 {
+            zip::CompressionMethod::Stored
+        } else if name.ends_with(".json") {
+            zip::CompressionMethod::Deflated
+        } else {
+            continue;
+        };
+        assert_eq!(method, want, "{name}");
+    }
+    drop(archive);
+    let tdb2 = TestDb::new(tdb.db.engine).await;
+    let b = Archive::new(&tdb2).await;
+    succeeded(&b.import(&zip).await);
+    assert_eq!(a.media_files(), b.media_files());
+    drop(b);
+    tdb2.cleanup().await;
     // Nothing but the zip is left in the target.
     assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     // -z -f: every folder of a file has its own entry.
@@ -1507,6 +1548,29 @@ async fn export_target_is_checked(tdb: TestDb) {
     }
     set_mode(&locked, 0o755);
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+}
+
+/// `--no-sync` writes the same export (it only does not wait for the disk), and the job's
+/// result says whether the export was synced.
+async fn no_sync_writes_the_same_export(tdb: TestDb) {
+    let a = Archive::with_fixture(&tdb, &[]).await;
+    let (synced, unsynced) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let res = a.export_into(synced.path(), ExportArgs::default()).await;
+    assert_eq!(res["synced"], true, "{res}");
+    let no_sync = ExportArgs {
+        no_sync: true,
+        ..Default::default()
+    };
+    // The second `--no-sync` run into the same folder is incremental as ever.
+    // 22 originals, 22 thumbnails, 6 archive versions.
+    for (run, copied) in [(1, 50), (2, 0)] {
+        let res = a.export_into(unsynced.path(), no_sync.clone()).await;
+        assert_eq!(res["synced"], false, "run {run}: {res}");
+        assert_eq!(res["files_copied"], copied, "run {run}: {res}");
+    }
+    let (x, y) = (files_under(synced.path()), files_under(unsynced.path()));
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+    assert!(x == y, "the two exports differ");
 }
 
 /// Case 20: `--data-only` writes the two JSON files only; with the media folder in place a
@@ -1981,6 +2045,7 @@ paperboy_tests::on_both_engines!(
     a_file_changed_since_the_snapshot_is_exported_again,
     zip_exports,
     export_target_is_checked,
+    no_sync_writes_the_same_export,
     data_only_export_and_import,
     import_into_a_non_empty_archive,
     trashed_documents_round_trip,

@@ -75,6 +75,7 @@ pub fn export_job(config: &Config, e: &ExportCmd) -> Result<Job, CliError> {
         zip: e.zip,
         zip_name: e.zip_name.clone(),
         data_only: e.data_only,
+        no_sync: e.no_sync,
         passphrase_file: hand_over(config, passphrase(&e.passphrase)?)?,
     }))
 }

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::crypto::{Crypto, SENSITIVE};
 use super::prune;
 use super::record::RecordOut;
-use super::{FORMAT_VERSION, forget_passphrase, io_err, perm, read_passphrase};
+use super::{FORMAT_VERSION, forget_passphrase, io_err, perm, read_passphrase, sync_fs};
 use crate::filenames::{self, FilenameSettings, NameInfo, Namer, Which};
 use crate::jobs::decrypt;
 use crate::jobs::{JobContext, JobError};
@@ -93,13 +93,16 @@ fn put_json(tmp: &Path, dest: &Path, compare_json: bool) -> std::io::Result<bool
     Ok(true)
 }
 
-/// Writes `v` (metadata.json) through `<dest>.tmp` + rename, pretty-printed.
-fn write_json(dest: &Path, v: &Value, compare_json: bool) -> std::io::Result<bool> {
+/// Writes `v` (metadata.json) through `<dest>.tmp` + rename, pretty-printed; `sync`: on disk
+/// before the rename.
+fn write_json(dest: &Path, v: &Value, compare_json: bool, sync: bool) -> std::io::Result<bool> {
     let tmp = tmp_name(dest);
     {
         let mut f = std::fs::File::create(&tmp)?;
         serde_json::to_writer_pretty(&mut f, v)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     put_json(&tmp, dest, compare_json)
 }
@@ -297,10 +300,12 @@ const COPY_BUF: usize = 256 << 10;
 /// export names it) is replaced through `<name>.tmp` + rename, so it stays whole until then;
 /// a symlink at `dst` is removed first. Not flushed one by one: the pool's flusher flushes the
 /// target's file system while the copies go on, and once more (`syncfs`) before the manifest
-/// that names the files goes in. A GnuPG-era file (`t.decrypt`, spec §7) is decrypted whole
+/// that names the files goes in (neither with `--no-sync`). A GnuPG-era file (`t.decrypt`, spec §7) is decrypted whole
 /// with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's exporter did, checked against the row's
 /// checksum (SHA-256, or MD5 of old imports; thumbnails have none), and its plaintext written
-/// the same way; its size is not the source's, so only `-c` finds an exported copy unchanged.
+/// the same way; its size is not the source's, so an exported plaintext is unchanged when its
+/// mtime is the source's (set once the whole plaintext is written: an interrupted one is
+/// decrypted again), or with `-c` when it matches the checksum.
 fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Result<Outcome> {
     use std::io::{ErrorKind, Read};
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -323,8 +328,7 @@ fn update(t: &CopyTask, compare_checksums: bool, buf: &mut [u8]) -> std::io::Res
                 if file_digest(&t.dst, sum)?.eq_ignore_ascii_case(sum) {
                     return Ok(Outcome::Unchanged);
                 }
-            } else if t.decrypt.is_none()
-                && m.len() == smd.len()
+            } else if (t.decrypt.is_some() || m.len() == smd.len())
                 && m.modified().ok() == smd.modified().ok()
             {
                 return Ok(Outcome::Unchanged);
@@ -474,7 +478,15 @@ impl Drop for CopyPool {
 }
 
 impl CopyPool {
-    fn start(threads: usize, compare_checksums: bool, link: bool, dir: &Path) -> CopyPool {
+    /// `link`: hard links (the zip's scratch folder) instead of copies; `flush`: the flusher
+    /// thread writes the copies back while they go on.
+    fn start(
+        threads: usize,
+        compare_checksums: bool,
+        link: bool,
+        flush: bool,
+        dir: &Path,
+    ) -> CopyPool {
         let (tx, rx) = tokio::sync::mpsc::channel::<CopyTask>(COPY_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let state = Arc::new(PoolState::default());
@@ -526,7 +538,7 @@ impl CopyPool {
         // writeback started per file (`fadvise` DONTNEED) wrote small runs at about half the
         // disk's speed and held up the copy threads; one `syncfs` at the end wrote everything
         // after the last copy; this overlaps the two.
-        let flusher = (!link).then(|| {
+        let flusher = flush.then(|| {
             let (state, dir) = (state.clone(), dir.to_path_buf());
             std::thread::spawn(move || {
                 while !state.done.load(Ordering::Relaxed) {
@@ -612,13 +624,6 @@ fn link_new(src: &Path, dst: &Path) -> bool {
     dst.parent()
         .is_none_or(|p| std::fs::create_dir_all(p).is_ok())
         && std::fs::hard_link(src, dst).is_ok()
-}
-
-/// Flushes the file system that holds `dir` (every file copied into it) to disk.
-fn sync_fs(dir: &Path) -> std::io::Result<()> {
-    let d = std::fs::File::open(dir)?;
-    rustix::fs::syncfs(&d)?;
-    Ok(())
 }
 
 /// The hex digest of the file `p` of the kind `like` is (32 characters: MD5, else SHA-256),
@@ -953,7 +958,13 @@ async fn export(
         passphrase: ctx.config().passphrase.clone().map(Arc::new),
         written: HashSet::new(),
         tasks: vec![],
-        pool: CopyPool::start(COPY_THREADS, args.compare_checksums, args.zip, &work),
+        pool: CopyPool::start(
+            COPY_THREADS,
+            args.compare_checksums,
+            args.zip,
+            !args.zip && !args.no_sync,
+            &work,
+        ),
         copied: 0,
         skipped: 0,
         json_unchanged: 0,
@@ -969,9 +980,9 @@ async fn export(
     let r = write_manifest(&mut run, &manifest_tmp, ctx).await;
     let records_and_copies = started.elapsed();
     // Every copied file reaches the disk before the new manifest names it (a zip's scratch
-    // folder is not flushed: the zip is, when it is written).
+    // folder is not flushed: the zip is, when it is written), unless `--no-sync`.
     let r = match r {
-        Ok(n) if !args.zip => {
+        Ok(n) if !args.zip && !args.no_sync => {
             let w = work.clone();
             tokio::task::spawn_blocking(move || sync_fs(&w))
                 .await
@@ -1001,7 +1012,7 @@ async fn export(
         meta["__crypto__"] = c.metadata();
     }
     let meta_path = work.join("metadata.json");
-    if !write_json(&meta_path, &meta, args.compare_json)
+    if !write_json(&meta_path, &meta, args.compare_json, !args.no_sync)
         .map_err(|e| io_err("cannot write", &meta_path, e))?
     {
         run.json_unchanged += 1;
@@ -1025,10 +1036,16 @@ async fn export(
         let dest = target.join(&name);
         let src = tmp.path().to_path_buf();
         let d2 = dest.clone();
-        tokio::task::spawn_blocking(move || write_zip(&src, &d2))
+        let sync = !args.no_sync;
+        let written = tokio::task::spawn_blocking(move || write_zip(&src, &d2, sync))
             .await
-            .map_err(|e| perm(e.to_string()))?
-            .map_err(|e| io_err("cannot write the zip", &dest, e))?;
+            .map_err(|e| perm(e.to_string()))
+            .and_then(|r| r.map_err(|e| io_err("cannot write the zip", &dest, e)));
+        if written.is_err() {
+            // Nothing half-written stays: the partial zip goes (a panic in `write_zip` too).
+            let _ = std::fs::remove_file(tmp_name(&dest));
+        }
+        written?;
         drop(tmp);
         if let Some(prev) = &previous {
             let written = HashSet::from([name_key(&dest.to_string_lossy())]);
@@ -1056,6 +1073,7 @@ async fn export(
         "not_ours_kept": pruned.kept,
         "orphans": pruned.orphans.len(),
         "zip": zip_file,
+        "synced": !args.no_sync,
         "notices": run.notices,
         "filename_format": if args.use_filename_format { "storage path / PAPERBOY_FILENAME_FORMAT" } else { "default" },
     }))
@@ -1075,13 +1093,70 @@ async fn wait_previous(
     }
 }
 
-fn write_zip(src: &Path, dest: &Path) -> std::io::Result<()> {
+/// How much of a file's start [`DeflateProbe`] tries.
+const ZIP_SAMPLE: usize = 128 * 1024;
+
+/// Tells whether deflating a file pays: its start (`sample`) must deflate to ≤ 95 % at the
+/// fastest level. Scanned PDFs, JPEG, PNG and WebP are compressed already: deflating them
+/// again, as upstream does, costs most of a `-z` export's time and saves next to nothing
+/// (bench/RESULTS.md), so they are stored; zip readers, paperless-ngx's included, take both.
+/// One compressor and buffer for every file: with a new encoder per file (hundreds of KiB
+/// each) the worker's RSS rose to 150 MiB over a 3k-document `-z` export; with this, 33 MiB.
+struct DeflateProbe {
+    c: flate2::Compress,
+    out: Vec<u8>,
+}
+
+impl DeflateProbe {
+    fn new() -> DeflateProbe {
+        DeflateProbe {
+            c: flate2::Compress::new(flate2::Compression::fast(), false),
+            // More than deflate's worst case (5 bytes per 16 KiB stored block): zlib-rs 0.6's
+            // level 1 panics when the output room runs out mid-stream.
+            out: vec![0; ZIP_SAMPLE + ZIP_SAMPLE / 8 + 1024],
+        }
+    }
+
+    fn worth_deflating(&mut self, sample: &[u8]) -> bool {
+        if sample.len() < 512 {
+            return true;
+        }
+        self.c.reset();
+        let r = self
+            .c
+            .compress(sample, &mut self.out, flate2::FlushCompress::Finish);
+        !matches!(r, Ok(flate2::Status::StreamEnd))
+            || self.c.total_out() as usize * 100 <= sample.len() * 95
+    }
+}
+
+/// Reads up to `buf.len()` bytes (fewer only at the end of `r`).
+fn read_up_to(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes the scratch folder `src` into the zip `dest` (through `<dest>.tmp` + rename), each
+/// file deflated when [`DeflateProbe`] says it pays, else stored; `sync`: on disk before the
+/// rename.
+fn write_zip(src: &Path, dest: &Path, sync: bool) -> std::io::Result<()> {
     let tmp = tmp_name(dest);
     let f = std::fs::File::create(&tmp)?;
     let mut z = zip::ZipWriter::new(f);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(true);
+    let stored = opts.compression_method(zip::CompressionMethod::Stored);
+    let mut sample = vec![0u8; ZIP_SAMPLE];
+    let mut probe = DeflateProbe::new();
     let mut entries: Vec<_> = walkdir::WalkDir::new(src)
         .follow_links(false)
         .min_depth(1)
@@ -1099,11 +1174,22 @@ fn write_zip(src: &Path, dest: &Path) -> std::io::Result<()> {
         if e.file_type().is_dir() {
             z.add_directory(rel, opts).map_err(std::io::Error::other)?;
         } else if e.file_type().is_file() {
-            z.start_file(rel, opts).map_err(std::io::Error::other)?;
-            std::io::copy(&mut std::fs::File::open(e.path())?, &mut z)?;
+            let mut file = std::fs::File::open(e.path())?;
+            let n = read_up_to(&mut file, &mut sample)?;
+            let how = if probe.worth_deflating(&sample[..n]) {
+                opts
+            } else {
+                stored
+            };
+            z.start_file(rel, how).map_err(std::io::Error::other)?;
+            z.write_all(&sample[..n])?;
+            std::io::copy(&mut file, &mut z)?;
         }
     }
-    z.finish().map_err(std::io::Error::other)?.sync_all()?;
+    let f = z.finish().map_err(std::io::Error::other)?;
+    if sync {
+        f.sync_all()?;
+    }
     std::fs::rename(tmp, dest)
 }
 
@@ -1326,13 +1412,37 @@ async fn write_manifest(run: &mut Run<'_>, tmp: &Path, ctx: &JobContext) -> Resu
     r?;
     copies?;
     let _ = tx.rollback().await;
-    out.finish(true).map_err(w)?;
+    out.finish(!run.args.no_sync).map_err(w)?;
     Ok(done)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_what_deflates_is_deflated() {
+        let mut p = DeflateProbe::new();
+        let text = "Invoice 2024-117, amount due 1,234.00 EUR. ".repeat(4000);
+        assert!(p.worth_deflating(text.as_bytes()));
+        // Compressed data (here: a chain of SHA-256 digests) is stored.
+        let mut noise = Vec::new();
+        let mut h = [0u8; 32];
+        while noise.len() < ZIP_SAMPLE {
+            h = Sha256::digest(h).into();
+            noise.extend_from_slice(&h);
+        }
+        assert!(!p.worth_deflating(&noise));
+        // The probe is reset between files.
+        assert!(p.worth_deflating(text.as_bytes()));
+        assert!(!p.worth_deflating(&noise[..20_000]));
+        // Too small to judge: deflated (as upstream).
+        assert!(p.worth_deflating(&noise[..100]));
+        let mut r: &[u8] = &noise[..1000];
+        let mut buf = [0u8; 600];
+        assert_eq!(read_up_to(&mut r, &mut buf).unwrap(), 600);
+        assert_eq!(read_up_to(&mut r, &mut buf).unwrap(), 400);
+    }
 
     #[test]
     fn collisions_are_numbered_and_derived_names_reserved() {

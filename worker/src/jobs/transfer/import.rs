@@ -211,7 +211,23 @@ async fn import(
         return Err(e);
     }
     transfer::reset_sequences(&mut tx, ctx.db().engine).await?;
-    let moved = match move_in(staging.path(), media.root()) {
+    // The staged files on disk (one `syncfs`), then moved in, then the renames on disk, and
+    // only then the commit: a committed import never names a file a power loss took.
+    let moved = {
+        let (stage, root) = (staging.path().to_path_buf(), media.root().to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            super::sync_fs(&stage)
+                .map_err(|e| (vec![], super::io_err("cannot flush", &stage, e)))?;
+            let moved = move_in(&stage, &root)?;
+            match super::sync_fs(&root) {
+                Ok(()) => Ok(moved),
+                Err(e) => Err((moved, super::io_err("cannot flush", &root, e))),
+            }
+        })
+        .await
+        .map_err(|e| perm(e.to_string()))?
+    };
+    let moved = match moved {
         Ok(m) => m,
         Err((moved, e)) => {
             remove_all(&moved);
@@ -351,8 +367,10 @@ fn manifests(root: &Path) -> Vec<PathBuf> {
     all
 }
 
-/// Copies `src` to `dst` (new file, parents created) and returns its SHA-256 and MD5.
-fn stage_copy(src: &Path, dst: &Path) -> std::io::Result<(String, String)> {
+/// Copies `src` to `dst` (new file, parents created) and returns its SHA-256, and its MD5 when
+/// `md5` (a ≤ 2.x checksum to verify). Not flushed one by one: the import flushes the staging
+/// folder's file system once before it moves the files in.
+fn stage_copy(src: &Path, dst: &Path, md5: bool) -> std::io::Result<(String, Option<String>)> {
     if let Some(p) = dst.parent() {
         std::fs::create_dir_all(p)?;
     }
@@ -361,22 +379,28 @@ fn stage_copy(src: &Path, dst: &Path) -> std::io::Result<(String, String)> {
         .write(true)
         .create_new(true)
         .open(dst)?;
-    let (mut sha, mut md5) = (Sha256::new(), Md5::new());
+    let (mut sha, mut md5) = (Sha256::new(), md5.then(Md5::new));
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         sha.update(&buf[..n]);
-        md5.update(&buf[..n]);
+        if let Some(m) = &mut md5 {
+            m.update(&buf[..n]);
+        }
         out.write_all(&buf[..n])?;
     }
-    out.sync_all()?;
     if let Ok(t) = std::fs::metadata(src).and_then(|m| m.modified()) {
         let _ = out.set_modified(t);
     }
-    Ok((hex::encode(sha.finalize()), hex::encode(md5.finalize())))
+    Ok((
+        hex::encode(sha.finalize()),
+        md5.map(|m| hex::encode(m.finalize())),
+    ))
 }
 
 fn text<'a>(m: &Model, row: &'a RowData, field: &str) -> Option<&'a str> {
@@ -627,7 +651,8 @@ fn check_document_files(
             ));
             continue;
         }
-        match stage_copy(&src, &stage.join(&dest_rel)) {
+        let want_md5 = verify && expect.as_ref().is_some_and(|e| e.len() == 32);
+        match stage_copy(&src, &stage.join(&dest_rel), want_md5) {
             Err(e) => plan.problem(format!(
                 "{what}: Failed to read from {kind} file {name}: {e}"
             )),
@@ -636,8 +661,8 @@ fn check_document_files(
                 let Some(expect) = expect.filter(|_| verify) else {
                     continue;
                 };
-                let ok = match expect.len() {
-                    32 => md5 == expect.to_ascii_lowercase(),
+                let ok = match (expect.len(), md5) {
+                    (32, Some(md5)) => md5 == expect.to_ascii_lowercase(),
                     _ => sha == expect.to_ascii_lowercase(),
                 };
                 if !ok {
