@@ -300,8 +300,8 @@ const COPY_BUF: usize = 256 << 10;
 /// export names it) is replaced through `<name>.tmp` + rename, so it stays whole until then;
 /// a symlink at `dst` is removed first. Not flushed one by one: the pool's flusher flushes the
 /// target's file system while the copies go on, and once more (`syncfs`) before the manifest
-/// that names the files goes in (neither with `--no-sync`). A GnuPG-era file (`t.decrypt`, spec §7) is decrypted whole
-/// with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's exporter did, checked against the row's
+/// that names the files goes in (neither with `--no-sync`). A GnuPG-era file (`t.decrypt`,
+/// spec §7) is decrypted whole with `PAPERBOY_PASSPHRASE`, as paperless ≤ 2.20's exporter did, checked against the row's
 /// checksum (SHA-256, or MD5 of old imports; thumbnails have none), and its plaintext written
 /// the same way; its size is not the source's, so an exported plaintext is unchanged when its
 /// mtime is the source's (set once the whole plaintext is written: an interrupted one is
@@ -1098,8 +1098,8 @@ const ZIP_SAMPLE: usize = 128 * 1024;
 
 /// Tells whether deflating a file pays: its start (`sample`) must deflate to ≤ 95 % at the
 /// fastest level. Scanned PDFs, JPEG, PNG and WebP are compressed already: deflating them
-/// again, as upstream does, costs most of a `-z` export's time and saves next to nothing
-/// (bench/RESULTS.md), so they are stored; zip readers, paperless-ngx's included, take both.
+/// again, as upstream does, took a third of the zip's time for 1 % of its size on 3,000 bench
+/// documents (bench/RESULTS.md), so they are stored; zip readers, paperless-ngx's included, take both.
 /// One compressor and buffer for every file: with a new encoder per file (hundreds of KiB
 /// each) the worker's RSS rose to 150 MiB over a 3k-document `-z` export; with this, 33 MiB.
 struct DeflateProbe {
@@ -1130,20 +1130,6 @@ impl DeflateProbe {
     }
 }
 
-/// Reads up to `buf.len()` bytes (fewer only at the end of `r`).
-fn read_up_to(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// Writes the scratch folder `src` into the zip `dest` (through `<dest>.tmp` + rename), each
 /// file deflated when [`DeflateProbe`] says it pays, else stored; `sync`: on disk before the
 /// rename.
@@ -1155,7 +1141,7 @@ fn write_zip(src: &Path, dest: &Path, sync: bool) -> std::io::Result<()> {
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(true);
     let stored = opts.compression_method(zip::CompressionMethod::Stored);
-    let mut sample = vec![0u8; ZIP_SAMPLE];
+    let mut sample = Vec::with_capacity(ZIP_SAMPLE);
     let mut probe = DeflateProbe::new();
     let mut entries: Vec<_> = walkdir::WalkDir::new(src)
         .follow_links(false)
@@ -1174,15 +1160,19 @@ fn write_zip(src: &Path, dest: &Path, sync: bool) -> std::io::Result<()> {
         if e.file_type().is_dir() {
             z.add_directory(rel, opts).map_err(std::io::Error::other)?;
         } else if e.file_type().is_file() {
+            use std::io::Read as _;
             let mut file = std::fs::File::open(e.path())?;
-            let n = read_up_to(&mut file, &mut sample)?;
-            let how = if probe.worth_deflating(&sample[..n]) {
+            sample.clear();
+            (&mut file)
+                .take(ZIP_SAMPLE as u64)
+                .read_to_end(&mut sample)?;
+            let how = if probe.worth_deflating(&sample) {
                 opts
             } else {
                 stored
             };
             z.start_file(rel, how).map_err(std::io::Error::other)?;
-            z.write_all(&sample[..n])?;
+            z.write_all(&sample)?;
             std::io::copy(&mut file, &mut z)?;
         }
     }
@@ -1438,10 +1428,6 @@ mod tests {
         assert!(!p.worth_deflating(&noise[..20_000]));
         // Too small to judge: deflated (as upstream).
         assert!(p.worth_deflating(&noise[..100]));
-        let mut r: &[u8] = &noise[..1000];
-        let mut buf = [0u8; 600];
-        assert_eq!(read_up_to(&mut r, &mut buf).unwrap(), 600);
-        assert_eq!(read_up_to(&mut r, &mut buf).unwrap(), 400);
     }
 
     #[test]

@@ -59,7 +59,6 @@ pub const UNSTORED_MODELS: &[&str] = &[
     "authtoken.token",
 ];
 
-/// PAPERBOY_TIME_ZONE, parsed.
 /// Flushes the file system that holds `dir` (every file written into it) to disk: one
 /// `syncfs` instead of an `fsync` per file, which on the bench disk costs more than the copies.
 pub(crate) fn sync_fs(dir: &Path) -> std::io::Result<()> {
@@ -68,6 +67,7 @@ pub(crate) fn sync_fs(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// PAPERBOY_TIME_ZONE, parsed.
 pub(crate) fn time_zone(config: &Config) -> Result<chrono_tz::Tz, JobError> {
     config.time_zone.parse().map_err(|e| {
         perm(format!(
